@@ -1,0 +1,1 @@
+"""IMAS - Slack-first incident response bot (the application package)."""

@@ -1,0 +1,85 @@
+"""The HTTP application: one FastAPI app hosting Bolt at ``/slack/events``, the REST API
+and alert webhooks under ``/api``, and ``/healthz``, ``/readyz``, ``/metrics``.
+
+Bolt's ``App`` is synchronous: its dispatch runs in the thread pool (never on the event
+loop), so a slow request never blocks the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from slack_bolt.request import BoltRequest
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+
+from bot import metrics
+from bot.errors import AuthenticationError
+from bot.runtime import Runtime
+from bot.slack_app import build_bolt_app, dedup_key, first_time, verify_signature
+
+log = logging.getLogger(__name__)
+
+
+def create_app(rt: Runtime) -> FastAPI:
+    app = FastAPI(title="IMAS", version="0.1.0", openapi_url="/api/schema", docs_url="/api/docs",
+                  redoc_url=None)
+    app.state.rt = rt
+    bolt = None
+    if rt.settings.slack_enabled:
+        bolt, background = build_bolt_app(rt)
+        app.state.slack_background = background
+
+    @app.post("/slack/events", include_in_schema=False)
+    async def slack_events(request: Request) -> Response:
+        if bolt is None or rt.settings.slack_signing_secret is None:
+            return JSONResponse({"error": "Slack is disabled: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET"},
+                                status_code=404)
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > rt.settings.max_body_bytes:
+            return JSONResponse({"error": "request body too large"}, status_code=413)
+        body = await request.body()
+        if len(body) > rt.settings.max_body_bytes:
+            return JSONResponse({"error": "request body too large"}, status_code=413)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        try:
+            verify_signature(rt.settings.slack_signing_secret.get_secret_value(), headers, body)
+        except AuthenticationError as exc:
+            metrics.SLACK_REJECTED.inc()
+            return JSONResponse({"error": str(exc)}, status_code=401)
+        key = dedup_key(headers, body)
+        if key is not None and not await run_in_threadpool(first_time, rt, key):
+            return Response(status_code=200, headers={"X-Slack-No-Retry": "1"})
+        bolt_request = BoltRequest(body=body.decode("utf-8"), query=request.url.query,
+                                   headers={k: [v] for k, v in headers.items()})
+        bolt_response = await run_in_threadpool(bolt.dispatch, bolt_request)
+        return Response(content=bolt_response.body, status_code=bolt_response.status,
+                        headers=bolt_response.first_headers_without_set_cookie())
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "slack": rt.settings.slack_enabled, "google": rt.settings.google_enabled}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> Response:
+        try:
+            with rt.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        return PlainTextResponse(metrics.render(rt), media_type=metrics.CONTENT_TYPE)
+
+    try:
+        from handlers.api import install as install_api
+    except ImportError:  # the REST API package is optional at this stage of the build
+        log.debug("REST API not installed")
+    else:
+        install_api(app, rt)
+    return app

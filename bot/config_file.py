@@ -1,0 +1,401 @@
+"""Configuration as code: ``imas config validate|apply|export``.
+
+The whole file is validated before anything is written; errors name the file, the line
+and the key. ``${VAR}`` references are expanded from the environment (secrets stay out of
+the file). Apply is an idempotent upsert by name: applying the same file twice changes
+nothing; things absent from the file are left as they are (no implicit deletion).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy.orm import Session
+
+from bot.errors import ConfigError, InputError
+from bot.runtime import Runtime
+from bot.settings import SEVERITIES
+from providers.registry import provider_class, validate_provider_config
+from storage import catalog
+from storage.models import AlertRule, ImpactScope, NotificationProviderRow, Service, Team
+
+ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TeamConfig(_Model):
+    name: str = Field(min_length=1, max_length=200)
+    slack_channel_id: str | None = None
+    email: str | None = None
+    current_on_call: str | None = None
+    members: list[str] = Field(default_factory=list)
+    escalation_timeout_minutes: int = Field(15, ge=1, le=10080)
+    escalation_levels: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ServiceConfig(_Model):
+    name: str = Field(min_length=1, max_length=200)
+    owner_team: str | None = None
+    criticality: Literal["TIER_1_CRITICAL", "TIER_2", "TIER_3"] = "TIER_2"
+    runbook_url: str | None = None
+    repository_url: str | None = None
+    monitoring_url: str | None = None
+    is_active: bool = True
+
+
+class ScopeConfig(_Model):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    notify_emails: list[str] = Field(default_factory=list)
+    slack_channel_id: str | None = None
+
+
+class FiltersConfig(_Model):
+    min_severity: str | None = None
+    events: list[str] | None = None
+    services: list[str] | None = None
+    teams: list[str] | None = None
+
+    @field_validator("min_severity")
+    @classmethod
+    def _severity(cls, value: str | None) -> str | None:
+        if value is not None and value not in SEVERITIES:
+            raise ValueError(f"must be one of {', '.join(SEVERITIES)}")
+        return value
+
+
+class ProviderEntry(_Model):
+    name: str = Field(min_length=1, max_length=200)
+    type: str
+    is_active: bool = True
+    config: dict[str, Any] = Field(default_factory=dict)
+    filters: FiltersConfig = Field(default_factory=FiltersConfig)
+
+
+class WarRoomConfig(_Model):
+    severities: list[str] = Field(default_factory=lambda: ["SEV1_CRITICAL", "SEV2_HIGH"])
+    archive_after_hours: float = Field(24, ge=0)
+
+    @field_validator("severities")
+    @classmethod
+    def _severities(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if v not in SEVERITIES]
+        if bad:
+            raise ValueError(f"unknown severities {bad}; use {', '.join(SEVERITIES)}")
+        return value
+
+
+class RemindersConfig(_Model):
+    """Minutes between status-update reminders in the war room, per severity (0 = none)."""
+
+    SEV1_CRITICAL: int = Field(30, ge=0)
+    SEV2_HIGH: int = Field(60, ge=0)
+    SEV3_MEDIUM: int = Field(0, ge=0)
+    SEV4_LOW: int = Field(0, ge=0)
+
+
+class ConfigDocument(_Model):
+    teams: list[TeamConfig] = Field(default_factory=list)
+    services: list[ServiceConfig] = Field(default_factory=list)
+    impact_scopes: list[ScopeConfig] = Field(default_factory=list)
+    providers: list[ProviderEntry] = Field(default_factory=list)
+    war_room: WarRoomConfig | None = None
+    reminders: RemindersConfig | None = None
+    alert_rules: list[dict[str, Any]] = Field(default_factory=list)
+
+
+@dataclass
+class ApplyReport:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated)
+
+    def summary(self) -> str:
+        lines = [f"created {item}" for item in self.created] + [f"updated {item}" for item in self.updated]
+        lines.append(f"{len(self.created)} created, {len(self.updated)} updated, {self.unchanged} unchanged")
+        return "\n".join(lines)
+
+
+# -- loading with line numbers ---------------------------------------------------------
+
+def _line_index(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            out[(*path, key)] = key_node.start_mark.line + 1
+            _line_index(value_node, (*path, key), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, child in enumerate(node.value):
+            _line_index(child, (*path, index), out)
+
+
+def _expand(value: Any, env: Mapping[str, str], path: tuple[Any, ...], missing: list[tuple[tuple[Any, ...], str]]) -> Any:
+    if isinstance(value, str):
+        def sub(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in env:
+                missing.append((path, name))
+                return ""
+            return env[name]
+        return ENV_REF.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand(v, env, (*path, k), missing) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, env, (*path, i), missing) for i, v in enumerate(value)]
+    return value
+
+
+def load(path: Path, env: Mapping[str, str]) -> ConfigDocument:
+    """Parse and validate a whole configuration file. Raises ConfigError listing every
+    problem as ``file:line: key: message``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse(text, env, name=str(path))
+
+
+def parse(text: str, env: Mapping[str, str], *, name: str = "<config>") -> ConfigDocument:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{name}:{mark.line + 1}" if mark else name
+        raise ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if raw is None:
+        raw = {}
+    lines: dict[tuple[Any, ...], int] = {}
+    if node is not None:
+        _line_index(node, (), lines)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{name}:1: the file must be a mapping with teams, services, ...")
+
+    def where(loc: tuple[Any, ...]) -> str:
+        for cut in range(len(loc), -1, -1):
+            if loc[:cut] in lines:
+                return f"{name}:{lines[loc[:cut]]}"
+        return name
+
+    def dotted(loc: tuple[Any, ...]) -> str:
+        return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+
+    problems: list[str] = []
+    missing: list[tuple[tuple[Any, ...], str]] = []
+    expanded = _expand(raw, env, (), missing)
+    for loc, var in missing:
+        problems.append(f"{where(loc)}: {dotted(loc)}: environment variable {var} is not set")
+    try:
+        document = ConfigDocument.model_validate(expanded)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            problems.append(f"{where(loc)}: {dotted(loc)}: {err['msg']}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
+
+    team_names = {t.name for t in document.teams}
+    for kind, items in (("teams", document.teams), ("services", document.services),
+                        ("impact_scopes", document.impact_scopes), ("providers", document.providers)):
+        seen: set[str] = set()
+        for index, item in enumerate(items):
+            if item.name in seen:
+                problems.append(f"{where((kind, index, 'name'))}: {kind}[{index}].name: duplicate name {item.name!r}")
+            seen.add(item.name)
+    for index, service in enumerate(document.services):
+        if service.owner_team and service.owner_team not in team_names:
+            problems.append(f"{where(('services', index, 'owner_team'))}: services[{index}].owner_team: "
+                            f"unknown team {service.owner_team!r} (define it under teams)")
+    for index, provider in enumerate(document.providers):
+        loc = ("providers", index)
+        try:
+            provider_class(provider.type)
+            if provider.is_active or provider.config:
+                validate_provider_config(provider.type, provider.name, provider.config)
+        except InputError as exc:
+            problems.append(f"{where((*loc, 'config'))}: providers[{index}]: {exc.message}")
+    if document.alert_rules:
+        from bot.alert_rules import AlertRuleSpec
+
+        for index, rule in enumerate(document.alert_rules):
+            try:
+                AlertRuleSpec.from_config(rule)
+            except InputError as exc:
+                problems.append(f"{where(('alert_rules', index))}: alert_rules[{index}]: {exc.message}")
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    return document
+
+
+# -- apply -----------------------------------------------------------------------------
+
+def _set(obj: Any, values: dict[str, Any]) -> bool:
+    changed = False
+    for key, value in values.items():
+        if getattr(obj, key) != value:
+            setattr(obj, key, value)
+            changed = True
+    return changed
+
+
+def apply(session: Session, rt: Runtime, document: ConfigDocument) -> ApplyReport:
+    """Upsert everything in ``document`` in the caller's transaction."""
+    report = ApplyReport()
+
+    def track(label: str, created: bool, changed: bool) -> None:
+        if created:
+            report.created.append(label)
+        elif changed:
+            report.updated.append(label)
+        else:
+            report.unchanged += 1
+
+    for cfg in document.teams:
+        team = catalog.get_team(session, name=cfg.name)
+        created = team is None
+        if team is None:
+            team = Team(name=cfg.name, escalation_levels=[])
+            session.add(team)
+        on_call = catalog.ensure_person(session, ref=cfg.current_on_call) if cfg.current_on_call else None
+        changed = _set(team, {
+            "slack_channel_id": cfg.slack_channel_id, "email": cfg.email,
+            "current_on_call_id": on_call.id if on_call else None,
+            "escalation_timeout_minutes": cfg.escalation_timeout_minutes,
+            "escalation_levels": cfg.escalation_levels,
+        })
+        members = [catalog.ensure_person(session, ref=ref) for ref in cfg.members]
+        if [m.id for m in team.members] != [m.id for m in members]:
+            team.members = members
+            changed = True
+        session.flush()
+        track(f"team {cfg.name}", created, changed)
+
+    for svc in document.services:
+        service = catalog.get_service(session, ref=svc.name)
+        created = service is None
+        if service is None:
+            service = Service(name=svc.name)
+            session.add(service)
+        owner = catalog.get_team(session, name=svc.owner_team) if svc.owner_team else None
+        changed = _set(service, {
+            "owner_team_id": owner.id if owner else None, "criticality": svc.criticality,
+            "runbook_url": svc.runbook_url, "repository_url": svc.repository_url,
+            "monitoring_url": svc.monitoring_url, "is_active": svc.is_active,
+        })
+        session.flush()
+        track(f"service {svc.name}", created, changed)
+
+    for sc in document.impact_scopes:
+        scope = catalog.get_scope(session, name=sc.name)
+        created = scope is None
+        if scope is None:
+            scope = ImpactScope(name=sc.name)
+            session.add(scope)
+        changed = _set(scope, {"description": sc.description, "notify_emails": sc.notify_emails,
+                               "slack_channel_id": sc.slack_channel_id})
+        session.flush()
+        track(f"impact scope {sc.name}", created, changed)
+
+    for pc in document.providers:
+        row = catalog.get_provider(session, name=pc.name)
+        created = row is None
+        type_name = provider_class(pc.type).type
+        filters = pc.filters.model_dump(exclude_none=True)
+        if row is None:
+            row = NotificationProviderRow(name=pc.name, type=type_name, is_active=pc.is_active,
+                                          config_encrypted=rt.box.encrypt_json(pc.config), filters=filters)
+            session.add(row)
+            changed = True
+        else:
+            changed = _set(row, {"type": type_name, "is_active": pc.is_active, "filters": filters})
+            if rt.box.decrypt_json(row.config_encrypted) != pc.config:
+                row.config_encrypted = rt.box.encrypt_json(pc.config)
+                changed = True
+        session.flush()
+        track(f"provider {pc.name}", created, changed)
+
+    if document.war_room is not None:
+        changed = catalog.set_app_setting(session, key="war_room", value=document.war_room.model_dump())
+        track("war_room settings", False, changed)
+    if document.reminders is not None:
+        changed = catalog.set_app_setting(session, key="reminders", value=document.reminders.model_dump())
+        track("reminder settings", False, changed)
+
+    for position, rule in enumerate(document.alert_rules):
+        name = str(rule.get("name"))
+        existing = session.query(AlertRule).filter(AlertRule.name == name).one_or_none()
+        if existing is None:
+            session.add(AlertRule(name=name, position=position, spec=rule))
+            track(f"alert rule {name}", True, True)
+        else:
+            track(f"alert rule {name}", False, _set(existing, {"position": position, "spec": rule}))
+    session.flush()
+    return report
+
+
+# -- export ----------------------------------------------------------------------------
+
+def export(session: Session, rt: Runtime) -> str:
+    """The current configuration as YAML. Provider secrets are written as ``${VAR}``
+    references (``IMAS_<PROVIDER>_<KEY>``), never as values."""
+    doc: dict[str, Any] = {"teams": [], "services": [], "impact_scopes": [], "providers": []}
+    for team in catalog.list_teams(session):
+        doc["teams"].append(_clean({
+            "name": team.name, "slack_channel_id": team.slack_channel_id, "email": team.email,
+            "current_on_call": _ref(team.current_on_call),
+            "members": [_ref(m) for m in team.members],
+            "escalation_timeout_minutes": team.escalation_timeout_minutes,
+            "escalation_levels": team.escalation_levels or None,
+        }))
+    for service in catalog.list_services(session):
+        doc["services"].append(_clean({
+            "name": service.name, "owner_team": service.owner_team.name if service.owner_team else None,
+            "criticality": service.criticality, "runbook_url": service.runbook_url,
+            "repository_url": service.repository_url, "monitoring_url": service.monitoring_url,
+            "is_active": service.is_active,
+        }))
+    for scope in catalog.list_scopes(session):
+        doc["impact_scopes"].append(_clean({
+            "name": scope.name, "description": scope.description or None,
+            "notify_emails": scope.notify_emails or None, "slack_channel_id": scope.slack_channel_id,
+        }))
+    for row in catalog.list_providers(session):
+        config = rt.box.decrypt_json(row.config_encrypted)
+        secrets = provider_class(row.type).secret_keys
+        slug = re.sub(r"[^A-Z0-9]+", "_", row.name.upper()).strip("_")
+        for key in list(config):
+            if key in secrets or key == "headers":
+                config[key] = f"${{IMAS_{slug}_{key.upper()}}}"
+        doc["providers"].append(_clean({"name": row.name, "type": row.type, "is_active": row.is_active,
+                                        "config": config, "filters": row.filters or None}))
+    for key in ("war_room", "reminders"):
+        value = catalog.get_app_setting(session, key=key)
+        if value:
+            doc[key] = value
+    rules = session.query(AlertRule).order_by(AlertRule.position).all()
+    if rules:
+        doc["alert_rules"] = [rule.spec for rule in rules]
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+
+
+def _ref(person: Any) -> str | None:
+    if person is None:
+        return None
+    return str(person.email or person.slack_user_id)
+
+
+def _clean(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}

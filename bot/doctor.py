@@ -1,0 +1,109 @@
+"""``imas doctor`` and ``/incident doctor``: the configuration checked against the live
+services. Every check reports; none stops the others."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bot.errors import ImasError, ProviderError
+from bot.runtime import Runtime
+from providers.base import IncidentView, Notification, Recipient
+from providers.slack_api import SlackApi
+from storage import catalog
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def run_checks(rt: Runtime) -> list[Check]:
+    results: list[Check] = []
+    try:
+        with rt.transaction() as session:
+            teams = [(t.name, t.slack_channel_id) for t in catalog.list_teams(session)]
+            providers = catalog.list_providers(session)
+            api = rt.slack_api(session)
+        results.append(Check("database", True, "reachable, migrations applied"))
+    except Exception as exc:
+        return [Check("database", False, f"{type(exc).__name__}: {exc}")]
+
+    if not rt.settings.slack_enabled:
+        results.append(Check("slack app", True, "disabled (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET)"))
+    if api is not None:
+        results.extend(_slack_checks(api, teams))
+    for row in providers:
+        name = f"provider {row.name} ({row.type})"
+        if not row.is_active:
+            results.append(Check(name, True, "inactive"))
+            continue
+        try:
+            check = rt.provider(row).check()
+            results.append(Check(name, check.ok, check.detail))
+        except ProviderError as exc:
+            results.append(Check(name, False, exc.describe()))
+        except ImasError as exc:
+            results.append(Check(name, False, str(exc)))
+    lid = None
+    try:
+        lid = rt.lid()
+    except Exception as exc:
+        results.append(Check("google lid", False, f"cannot build the Google client: {exc}"))
+    if lid is None and not rt.settings.google_enabled:
+        results.append(Check("google lid", True, "not configured (no LID documents will be created)"))
+    elif lid is not None:
+        for item in lid.check():
+            results.append(Check("google lid", bool(item.ok), str(item.detail)))
+    return results
+
+
+def _slack_checks(api: SlackApi, teams: list[tuple[str, str | None]]) -> list[Check]:
+    results = []
+    try:
+        auth = api.call("auth.test")
+        results.append(Check("slack token", True, f"valid: bot {auth.get('user')} in {auth.get('team')}"))
+    except ProviderError as exc:
+        return [Check("slack token", False, exc.describe())]
+    for team, channel in teams:
+        if not channel:
+            results.append(Check(f"team {team} channel", False, "no slack_channel_id configured"))
+            continue
+        try:
+            info = api.call("conversations.info", channel=channel).get("channel") or {}
+        except ProviderError as exc:
+            results.append(Check(f"team {team} channel", False, f"{channel}: {exc.describe()}"))
+            continue
+        if info.get("is_member") is False:
+            results.append(Check(f"team {team} channel", False,
+                                 f"the bot is not in {channel}: invite it with /invite @IMAS"))
+        else:
+            results.append(Check(f"team {team} channel", True, f"bot is a member of {channel}"))
+    return results
+
+
+def send_test(rt: Runtime, name: str) -> tuple[bool, str]:
+    """Send a ``test`` notification through provider ``name`` to its own destinations."""
+    with rt.transaction() as session:
+        row = catalog.get_provider(session, name=name)
+        if row is None:
+            return False, f"no provider named {name!r}"
+        provider = rt.provider(row)
+    view = IncidentView(
+        id=0, short_id="INC-000000", title="IMAS test notification", description="Sent by imas provider test",
+        severity="SEV4_LOW", status="TRIGGERED", service_name="imas", team_name="IMAS", lead_name=None,
+        lead_email=None, incident_url=f"{rt.settings.base_url}/", created_at=datetime.now(UTC),
+    )
+    recipients = provider.default_recipients() or [Recipient("default")]
+    lines, ok = [], True
+    for recipient in recipients:
+        try:
+            result = provider.send(Notification("test", view), recipient,
+                                   idempotency_key=f"test:{datetime.now(UTC).timestamp()}")
+            lines.append(f"ok: {result.detail}")
+        except ProviderError as exc:
+            ok = False
+            lines.append(f"failed: {exc.describe()}")
+    return ok, "\n".join(lines)

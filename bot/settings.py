@@ -1,0 +1,176 @@
+"""The one typed settings object.
+
+Read from the environment (and a ``.env`` file in the working directory). This is the only
+module that looks at the environment; everything else receives a ``Settings`` instance.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+SEVERITIES = ("SEV1_CRITICAL", "SEV2_HIGH", "SEV3_MEDIUM", "SEV4_LOW")
+
+
+def _env(*names: str) -> Any:
+    return Field(validation_alias=AliasChoices(*names))
+
+
+class Settings(BaseSettings):
+    """All runtime settings. Secrets are ``SecretStr`` so they never print."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
+    slack_api_url: str = Field("https://slack.com/api/", validation_alias="SLACK_API_URL")
+    slack_pin_emoji: str = Field("pushpin", validation_alias="IMAS_PIN_EMOJI")
+
+    database_url: str = Field("sqlite:///./imas.db", validation_alias="IMAS_DATABASE_URL")
+    base_url: str = Field("http://127.0.0.1:3000", validation_alias="IMAS_BASE_URL")
+    host: str = Field("127.0.0.1", validation_alias="IMAS_HOST")
+    port: int = Field(3000, ge=0, le=65535, validation_alias="IMAS_PORT")
+    secret_key: SecretStr | None = Field(None, validation_alias="IMAS_SECRET_KEY")
+    config_file: Path | None = Field(None, validation_alias="IMAS_CONFIG")
+    log_level: str = Field("INFO", validation_alias="IMAS_LOG_LEVEL")
+    log_format: str = Field("text", validation_alias="IMAS_LOG_FORMAT")
+
+    outbox_workers: int = Field(8, ge=1, le=64, validation_alias="IMAS_OUTBOX_WORKERS")
+    outbox_poll_seconds: float = Field(1.0, gt=0, validation_alias="IMAS_OUTBOX_POLL_SECONDS")
+    outbox_max_attempts: int = Field(12, ge=1, validation_alias="IMAS_OUTBOX_MAX_ATTEMPTS")
+    outbox_backoff_cap_seconds: float = Field(
+        300.0, gt=0, validation_alias="IMAS_OUTBOX_BACKOFF_CAP_SECONDS"
+    )
+    http_connect_timeout: float = Field(3.0, gt=0, validation_alias="IMAS_HTTP_CONNECT_TIMEOUT")
+    http_read_timeout: float = Field(10.0, gt=0, validation_alias="IMAS_HTTP_READ_TIMEOUT")
+    allow_private_webhook_targets: bool = Field(
+        False, validation_alias="IMAS_ALLOW_PRIVATE_WEBHOOK_TARGETS"
+    )
+    scheduler_enabled: bool = Field(True, validation_alias="IMAS_SCHEDULER_ENABLED")
+    webhook_token: SecretStr | None = Field(None, validation_alias="IMAS_WEBHOOK_TOKEN")
+    sentry_client_secret: SecretStr | None = Field(
+        None, validation_alias="IMAS_SENTRY_CLIENT_SECRET"
+    )
+    max_body_bytes: int = Field(1_048_576, gt=0, validation_alias="IMAS_MAX_BODY_BYTES")
+
+    google_service_account_file: Path | None = Field(
+        None, validation_alias="GOOGLE_SERVICE_ACCOUNT_FILE"
+    )
+    google_service_account_json: SecretStr | None = Field(
+        None, validation_alias="GOOGLE_SERVICE_ACCOUNT_JSON"
+    )
+    google_lid_template_id: str | None = Field(None, validation_alias="GOOGLE_LID_TEMPLATE_ID")
+    google_drive_folder_id: str | None = Field(None, validation_alias="GOOGLE_DRIVE_FOLDER_ID")
+    google_drive_domain: str | None = Field(None, validation_alias="GOOGLE_DRIVE_DOMAIN")
+    google_api_endpoint: str | None = Field(None, validation_alias="GOOGLE_API_ENDPOINT")
+    google_token_uri: str | None = Field(None, validation_alias="GOOGLE_TOKEN_URI")
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        # slack_sdk joins with urljoin: without the slash the path part is dropped.
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        if value not in ("text", "json"):
+            raise ValueError("must be 'text' or 'json'")
+        return value
+
+    @property
+    def slack_enabled(self) -> bool:
+        return self.slack_bot_token is not None and self.slack_signing_secret is not None
+
+    @property
+    def google_enabled(self) -> bool:
+        return bool(self.google_service_account_file or self.google_service_account_json)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def google_service_account_info(self) -> dict[str, Any] | None:
+        """The service-account key as a dict, or None when Google is not configured."""
+        if self.google_service_account_json is not None:
+            return dict(json.loads(self.google_service_account_json.get_secret_value()))
+        if self.google_service_account_file is not None:
+            return dict(json.loads(self.google_service_account_file.read_text()))
+        return None
+
+    def check_slack_pair(self) -> None:
+        """``imas serve`` refuses half a Slack configuration (the CLI does not need both:
+        ``SLACK_BOT_TOKEN`` alone may feed a ``${SLACK_BOT_TOKEN}`` reference)."""
+        if (self.slack_bot_token is None) != (self.slack_signing_secret is None):
+            missing = "SLACK_SIGNING_SECRET" if self.slack_signing_secret is None else "SLACK_BOT_TOKEN"
+            present = "SLACK_BOT_TOKEN" if missing == "SLACK_SIGNING_SECRET" else "SLACK_SIGNING_SECRET"
+            raise ConfigError(
+                f"invalid settings:\n  - {present} is set but {missing} is not: "
+                "set both to enable Slack, or neither"
+            )
+
+    def check_consistency(self) -> None:
+        """Refuse half-configured features. Raises ConfigError naming the settings."""
+        problems: list[str] = []
+        if self.google_service_account_file and self.google_service_account_json:
+            problems.append(
+                "set only one of GOOGLE_SERVICE_ACCOUNT_FILE and GOOGLE_SERVICE_ACCOUNT_JSON"
+            )
+        if self.google_service_account_file and not self.google_service_account_file.is_file():
+            problems.append(
+                f"GOOGLE_SERVICE_ACCOUNT_FILE: no such file {self.google_service_account_file}"
+            )
+        if self.google_service_account_json is not None:
+            try:
+                json.loads(self.google_service_account_json.get_secret_value())
+            except ValueError:
+                problems.append("GOOGLE_SERVICE_ACCOUNT_JSON is not valid JSON")
+        if not self.is_sqlite and self.secret_key is None:
+            problems.append(
+                "IMAS_SECRET_KEY is required with a server database (every replica needs the same key)"
+            )
+        if problems:
+            raise ConfigError("invalid settings:\n  - " + "\n  - ".join(problems))
+
+
+_ENV_NAMES = {
+    name: (field.validation_alias if isinstance(field.validation_alias, str) else name)
+    for name, field in Settings.model_fields.items()
+}
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment plus ``overrides`` (by field name).
+
+    Raises ConfigError with one line per invalid setting, named as in the environment.
+    """
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            lines.append(f"{_ENV_NAMES.get(field, field)}: {err['msg']}")
+        raise ConfigError("invalid settings:\n  - " + "\n  - ".join(lines)) from None
+    settings.check_consistency()
+    return settings
+
+
+def environment() -> dict[str, str]:
+    """The process environment, for ``${VAR}`` references in configuration files."""
+    import os
+
+    return dict(os.environ)

@@ -1,0 +1,94 @@
+"""The Bolt app (built once at start-up) and the checks IMAS runs before handing a Slack
+request to it: signature (non-numeric or stale timestamps are 401, never 500) and replay
+/ retry de-duplication."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import parse_qs
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.signature import SignatureVerifier
+from sqlalchemy.exc import IntegrityError
+
+from bot.errors import AuthenticationError
+from bot.runtime import Runtime
+from storage.models import SeenRequest
+
+MAX_SKEW_SECONDS = 300
+
+
+def build_bolt_app(rt: Runtime) -> tuple[App, ThreadPoolExecutor]:
+    """The Bolt app with every listener registered, and the pool for post-ack Slack calls."""
+    from handlers.slack import register
+
+    settings = rt.settings
+    assert settings.slack_bot_token is not None and settings.slack_signing_secret is not None
+    client = WebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url,
+                       timeout=int(settings.http_read_timeout))
+    app = App(
+        client=client,
+        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        token_verification_enabled=False,  # start even while Slack is unreachable; doctor checks
+        listener_executor=ThreadPoolExecutor(max_workers=64, thread_name_prefix="bolt"),
+        process_before_response=False,
+    )
+    background = ThreadPoolExecutor(max_workers=32, thread_name_prefix="slack-ui")
+    register(app, rt, background)
+    return app, background
+
+
+def verify_signature(secret: str, headers: dict[str, str], body: bytes, *, now: float | None = None) -> None:
+    """Raise AuthenticationError unless the request is signed by Slack within 5 minutes."""
+    timestamp = headers.get("x-slack-request-timestamp", "")
+    signature = headers.get("x-slack-signature", "")
+    if not timestamp or not signature:
+        raise AuthenticationError("missing Slack signature headers")
+    try:
+        ts = int(timestamp)
+    except ValueError:
+        raise AuthenticationError("invalid Slack request timestamp") from None
+    if abs((now or time.time()) - ts) > MAX_SKEW_SECONDS:
+        raise AuthenticationError("stale Slack request timestamp")
+    verifier = SignatureVerifier(secret)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise AuthenticationError("body is not UTF-8") from None
+    if not verifier.is_valid(body=text, timestamp=timestamp, signature=signature):
+        raise AuthenticationError("invalid Slack signature")
+
+
+def dedup_key(headers: dict[str, str], body: bytes) -> str | None:
+    """The key that identifies this delivery: the event id for Events API callbacks
+    (Slack retries reuse it), the signature for commands and interactions (Slack never
+    retries those, so a repeat is a replay)."""
+    content_type = headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        try:
+            payload: Any = json.loads(body)
+        except ValueError:
+            return None
+        event_id = payload.get("event_id") if isinstance(payload, dict) else None
+        return f"slack-event:{event_id}" if event_id else None
+    form = parse_qs(body.decode("utf-8", "replace"))
+    if "ssl_check" in form:
+        return None
+    signature = headers.get("x-slack-signature", "")
+    return f"slack-sig:{signature}" if signature else None
+
+
+def first_time(rt: Runtime, key: str) -> bool:
+    """Record ``key``; False when it was recorded before (a replay or a retry)."""
+    try:
+        with rt.transaction() as session:
+            if session.get(SeenRequest, key) is not None:
+                return False
+            session.add(SeenRequest(key=key))
+    except IntegrityError:
+        return False
+    return True

@@ -1,0 +1,380 @@
+"""The orchestration steps the outbox runs: notifications, war room, LID, refreshes.
+
+Every step is idempotent and re-runnable: it looks at what is already recorded (channel
+id, summary ts, document id, earlier deliveries) before acting, and records each piece as
+soon as it exists, in its own small transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.errors import PermanentProviderError, RetryableProviderError
+from bot.naming import channel_name
+from bot.outbox import Defer, OutboxWorker
+from bot.presenter import view_of
+from bot.runtime import Runtime
+from providers.base import IncidentView, Notification, Recipient
+from providers.slack_api import SlackApi
+from providers.slack_blocks import fallback_text, war_room_summary_blocks
+from providers.slack import METADATA_EVENT, SlackProvider
+from storage import catalog
+from storage import incidents as incident_store
+from storage import outbox as outbox_store
+from storage.models import Incident, OutboxItem, Person
+
+log = logging.getLogger(__name__)
+
+TYPE_LABEL = {
+    "SLACK": "Slack", "DISCORD": "Discord", "TEAMS": "Teams", "EMAIL": "email",
+    "WEBHOOK": "webhook", "NTFY": "ntfy", "SMS": "SMS",
+}
+KIND_LABEL = {"channel": "channel", "user": "user", "email": "address", "default": "target"}
+
+
+def _load(session: Session, item: OutboxItem) -> Incident:
+    incident = session.get(Incident, item.incident_id) if item.incident_id else None
+    if incident is None:
+        raise PermanentProviderError(f"incident {item.incident_id} no longer exists")
+    return incident
+
+
+def _enqueue_refresh(session: Session, incident: Incident, reason: str) -> None:
+    outbox_store.enqueue(session, kind="refresh", incident_id=incident.id,
+                         idempotency_key=f"refresh:{incident.id}:{reason}")
+
+
+# -- notify ----------------------------------------------------------------------------
+
+def notify_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
+    with rt.transaction() as session:
+        incident = _load(session, item)
+        provider = rt.provider_by_name(session, item.provider_name or "")
+        view = view_of(session, rt, incident)
+        earlier = session.scalar(
+            select(OutboxItem.id).where(
+                OutboxItem.incident_id == item.incident_id, OutboxItem.kind == "notify",
+                OutboxItem.provider_name == item.provider_name,
+                OutboxItem.recipient_kind == item.recipient_kind,
+                OutboxItem.recipient == item.recipient,
+                OutboxItem.id < item.id,
+                OutboxItem.state.in_(outbox_store.OPEN_STATES),
+            ).limit(1)
+        )
+        if earlier is not None:
+            raise Defer(f"waiting for delivery #{earlier} to the same recipient", 1.0)
+        anchor = outbox_store.first_delivery(
+            session, incident_id=incident.id, provider_name=item.provider_name or "",
+            recipient_kind=item.recipient_kind or "", recipient=item.recipient or "",
+        )
+    recipient = Recipient(item.recipient_kind or "default", item.recipient or "")
+    notification = Notification(event=item.event or "created", incident=view,
+                                text=item.payload.get("text"), actor=item.payload.get("actor"))
+    label = TYPE_LABEL.get(provider.type, provider.type)
+    log.info("Sending notification to %s %s %s", label, KIND_LABEL.get(recipient.kind, recipient.kind),
+             recipient.address or provider.name, extra={"incident": view.short_id})
+    result = provider.send(notification, recipient, idempotency_key=item.idempotency_key,
+                           prior=anchor.result if anchor is not None and anchor.id != item.id else None)
+    log.info("%s notification sent successfully", label, extra={"incident": view.short_id})
+    if item.event == "created" and isinstance(provider, SlackProvider) and recipient.kind != "user":
+        # Steps that finished while this post was in flight are shown at once.
+        ts, channel = str(result.data.get("ts", "")), str(result.data.get("channel", ""))
+        with rt.transaction() as session:
+            latest = view_of(session, rt, _load(session, item))
+        if latest != view and ts:
+            provider.update_announcement(channel, ts, Notification("created", latest))
+    return {"detail": result.detail, **result.data}
+
+
+def recipient_label(session: Session, item: OutboxItem) -> str:
+    """Human name of a delivery's recipient: the team for its channel, a person, an address."""
+    if item.recipient_kind == "channel" and item.recipient:
+        incident = session.get(Incident, item.incident_id) if item.incident_id else None
+        if incident and incident.team and incident.team.slack_channel_id == item.recipient:
+            return incident.team.name
+        return item.recipient
+    if item.recipient_kind == "user" and item.recipient:
+        person = catalog.get_person(session, ref=item.recipient)
+        return person.label if person else item.recipient
+    return item.recipient or item.provider_name or "target"
+
+
+def on_finish(session: Session, rt: Runtime, item: OutboxItem, ok: bool, error: str | None) -> None:
+    """Timeline events for finished steps, in the same transaction as the state change."""
+    if item.incident_id is None:
+        return
+    incident = session.get(Incident, item.incident_id)
+    if incident is None:
+        return
+    if item.kind == "notify":
+        provider_type = _provider_type(session, rt, item.provider_name or "")
+        where = f"{TYPE_LABEL.get(provider_type, provider_type)} ({recipient_label(session, item)})"
+        if ok:
+            incident_store.add_event(
+                session, incident=incident, type="ALERT_SENT",
+                message=f"Notification sent to {where}", actor="IMAS", source="outbox",
+                data={"provider": item.provider_name, "recipient": item.recipient,
+                      "event": item.event}, external_key=f"delivery:{item.id}",
+            )
+        else:
+            incident_store.add_event(
+                session, incident=incident, type="NOTIFICATION_FAILED",
+                message=f"Notification to {where} failed: {error}", actor="IMAS", source="outbox",
+                data={"provider": item.provider_name, "recipient": item.recipient,
+                      "event": item.event, "error": error}, external_key=f"delivery:{item.id}",
+            )
+    elif not ok and item.kind in ("war_room", "lid"):
+        label = "War room creation" if item.kind == "war_room" else "LID document creation"
+        incident_store.add_event(
+            session, incident=incident, type="NOTIFICATION_FAILED", message=f"{label} failed: {error}",
+            actor="IMAS", source="outbox", data={"step": item.kind, "error": error},
+            external_key=f"delivery:{item.id}",
+        )
+        _enqueue_refresh(session, incident, f"{item.kind}-failed")
+        rt.wake_outbox()
+
+
+def _provider_type(session: Session, rt: Runtime, name: str) -> str:
+    row = catalog.get_provider(session, name=name)
+    return row.type if row else "SLACK"
+
+
+# -- war room --------------------------------------------------------------------------
+
+def _slack(rt: Runtime, session: Session) -> SlackApi:
+    api = rt.slack_api(session)
+    if api is None:
+        raise PermanentProviderError("Slack is not configured: set SLACK_BOT_TOKEN or a SLACK provider")
+    return api
+
+
+def _bot_user_id(api: SlackApi) -> str:
+    return str(api.call("auth.test").get("user_id", ""))
+
+
+def _find_channel(api: SlackApi, name: str) -> dict[str, Any] | None:
+    cursor = None
+    for _ in range(50):
+        data = api.call("conversations.list", types="public_channel,private_channel", limit=1000,
+                        exclude_archived=False, **({"cursor": cursor} if cursor else {}))
+        for channel in data.get("channels", []):
+            if channel.get("name") == name:
+                return dict(channel)
+        cursor = (data.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            return None
+    return None
+
+
+def _create_channel(api: SlackApi, incident: Incident) -> tuple[str, str]:
+    """Create (or adopt our own earlier) war-room channel; returns (id, name)."""
+    bot_user = None
+    for n in range(1, 7):
+        suffix = "" if n == 1 else f"-{n}"
+        name = channel_name(incident.short_id, incident.title, suffix=suffix)
+        try:
+            data = api.call("conversations.create", name=name, is_private=incident.private)
+            channel = data.get("channel") or {}
+            return str(channel["id"]), str(channel.get("name", name))
+        except PermanentProviderError as exc:
+            if exc.code != "name_taken":
+                raise
+        existing = _find_channel(api, name)
+        bot_user = bot_user or _bot_user_id(api)
+        if existing and existing.get("creator") == bot_user:
+            if existing.get("is_archived"):
+                api.call("conversations.unarchive", channel=existing["id"])
+            return str(existing["id"]), name  # ours, from an attempt whose answer was lost
+    raise PermanentProviderError(f"channel names for {incident.short_id} are all taken",
+                                 code="name_taken", hint="rename or archive the old channels")
+
+
+def _slack_user(api: SlackApi, session: Session, person: Person | None) -> str | None:
+    if person is None:
+        return None
+    if person.slack_user_id:
+        return person.slack_user_id
+    if not person.email:
+        return None
+    try:
+        data = api.call("users.lookupByEmail", email=person.email)
+    except PermanentProviderError:
+        return None
+    user_id = str((data.get("user") or {}).get("id") or "")
+    if user_id:
+        person.slack_user_id = user_id
+    return user_id or None
+
+
+def topic_for(view: IncidentView) -> str:
+    lead = f" | Lead: {view.lead_name}" if view.lead_name else ""
+    return f"{view.emoji} {view.severity} | {view.status} | {view.service_name}{lead} | {view.short_id}"[:250]
+
+
+def war_room_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
+    with rt.transaction() as session:
+        incident = _load(session, item)
+        api = _slack(rt, session)
+        channel_id = incident.war_room_channel_id
+    if not channel_id:
+        channel_id, name = _create_channel(api, incident)
+        team = (api.call("auth.test").get("team_id")) or ""
+        with rt.transaction() as session:
+            incident = _load(session, item)
+            incident.war_room_channel_id = channel_id
+            incident.war_room_channel_name = name
+            incident.war_room_url = f"https://slack.com/app_redirect?channel={channel_id}&team={team}"
+    with rt.transaction() as session:
+        incident = _load(session, item)
+        view = view_of(session, rt, incident)
+        people = [incident.lead, incident.declared_by,
+                  incident.team.current_on_call if incident.team else None]
+        users = sorted({u for u in (_slack_user(api, session, p) for p in people) if u})
+        summary_ts = incident.war_room_summary_ts
+    api.call("conversations.setTopic", channel=channel_id, topic=topic_for(view))
+    _invite(api, channel_id, users)
+    _bookmarks(api, channel_id, view)
+    if not summary_ts:
+        summary_ts = _post_summary(api, channel_id, view, item)
+        with rt.transaction() as session:
+            _load(session, item).war_room_summary_ts = summary_ts
+    try:
+        api.call("pins.add", channel=channel_id, timestamp=summary_ts)
+    except PermanentProviderError as exc:
+        if exc.code != "already_pinned":
+            raise
+    with rt.transaction() as session:
+        incident = _load(session, item)
+        incident_store.add_event(
+            session, incident=incident, type="WAR_ROOM_CREATED",
+            message=f"War room <#{channel_id}> created", actor="IMAS", source="outbox",
+            data={"channel_id": channel_id, "invited": users}, external_key=f"war_room:{incident.id}",
+        )
+        _enqueue_refresh(session, incident, "war_room")
+    rt.wake_outbox()
+    return {"channel_id": channel_id, "summary_ts": summary_ts, "invited": users}
+
+
+def _invite(api: SlackApi, channel_id: str, users: list[str]) -> None:
+    if not users:
+        return
+    try:
+        api.call("conversations.invite", channel=channel_id, users=",".join(users))
+    except PermanentProviderError as exc:
+        if exc.code == "already_in_channel":
+            return
+        if exc.code in ("user_not_found", "cant_invite_self", "cant_invite", "user_is_restricted"):
+            for user in users:  # one bad user must not keep the others out
+                try:
+                    api.call("conversations.invite", channel=channel_id, users=user)
+                except PermanentProviderError as single:
+                    log.warning("could not invite %s to %s: %s", user, channel_id, single.code)
+            return
+        raise
+
+
+def _bookmarks(api: SlackApi, channel_id: str, view: IncidentView) -> None:
+    wanted = [("Incident", view.incident_url), ("Runbook", view.runbook_url), ("LID", view.lid_url)]
+    existing = api.call("bookmarks.list", channel_id=channel_id).get("bookmarks", [])
+    titles = {b.get("title") for b in existing}
+    for title, link in wanted:
+        if link and title not in titles:
+            api.call("bookmarks.add", channel_id=channel_id, title=title, type="link", link=link)
+
+
+def _post_summary(api: SlackApi, channel_id: str, view: IncidentView, item: OutboxItem) -> str:
+    key = f"summary:{item.idempotency_key}"
+    if item.attempts > 1:
+        history = api.call("conversations.history", channel=channel_id, limit=50,
+                           include_all_metadata=True)
+        for message in history.get("messages", []):
+            meta = message.get("metadata") or {}
+            if meta.get("event_type") == METADATA_EVENT and (meta.get("event_payload") or {}).get("key") == key:
+                return str(message["ts"])
+    data = api.call("chat.postMessage", channel=channel_id, text=fallback_text(view),
+                    blocks=war_room_summary_blocks(view),
+                    metadata={"event_type": METADATA_EVENT,
+                              "event_payload": {"key": key, "incident": view.short_id}})
+    return str(data["ts"])
+
+
+# -- LID -------------------------------------------------------------------------------
+
+def lid_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
+    lid = rt.lid()
+    if lid is None:
+        raise PermanentProviderError("Google is not configured")
+    with rt.transaction() as session:
+        incident = _load(session, item)
+        if incident.lid_url:
+            return {"document_id": incident.lid_document_id, "url": incident.lid_url}
+        view = view_of(session, rt, incident)
+        team_email = incident.team.email if incident.team else None
+    document = lid.create_document(view, idempotency_key=f"lid:{item.incident_id}", team_email=team_email)
+    with rt.transaction() as session:
+        incident = _load(session, item)
+        incident.lid_document_id = document.document_id
+        incident.lid_url = document.url
+        incident_store.add_event(
+            session, incident=incident, type="DOCUMENT_CREATED", message="LID document created",
+            actor="IMAS", source="outbox", data={"url": document.url},
+            external_key=f"lid:{incident.id}",
+        )
+        _enqueue_refresh(session, incident, "lid")
+    rt.wake_outbox()
+    return {"document_id": document.document_id, "url": document.url}
+
+
+# -- refresh ---------------------------------------------------------------------------
+
+def refresh_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
+    """Re-render every Slack surface of the incident from its current state."""
+    with rt.transaction() as session:
+        incident = _load(session, item)
+        view = view_of(session, rt, incident)
+        anchors = [
+            row for row in outbox_store.for_incident(session, incident_id=incident.id, kind="notify")
+            if row.event == "created" and row.recipient_kind == "channel" and row.state == "done"
+        ]
+        pending_announcements = [
+            row for row in outbox_store.for_incident(session, incident_id=incident.id, kind="notify")
+            if row.event == "created" and row.recipient_kind == "channel"
+            and row.state in outbox_store.OPEN_STATES and row.attempts == 0
+        ]
+        providers = {row.id: rt.provider_by_name(session, row.provider_name or "") for row in anchors}
+        summary_ts, channel_id = incident.war_room_summary_ts, incident.war_room_channel_id
+        api = rt.slack_api(session) if channel_id else None
+    updated = 0
+    for row in anchors:
+        provider = providers[row.id]
+        if isinstance(provider, SlackProvider) and row.result.get("ts"):
+            provider.update_announcement(str(row.result.get("channel") or row.recipient),
+                                         str(row.result["ts"]), Notification("refresh", view))
+            updated += 1
+    if api is not None and channel_id and summary_ts:
+        api.call("chat.update", channel=channel_id, ts=summary_ts, text=fallback_text(view),
+                 blocks=war_room_summary_blocks(view))
+        api.call("conversations.setTopic", channel=channel_id, topic=topic_for(view))
+        _bookmarks(api, channel_id, view)
+    if pending_announcements and not anchors:
+        log.debug("announcements not posted yet for %s; they will render current state", view.short_id)
+    return {"updated": updated}
+
+
+STEPS = {
+    "notify": notify_step,
+    "war_room": war_room_step,
+    "lid": lid_step,
+    "refresh": refresh_step,
+}
+
+
+def make_worker(rt: Runtime) -> OutboxWorker:
+    return OutboxWorker(rt, steps=dict(STEPS), on_finish=on_finish)  # type: ignore[arg-type]
+
+
+__all__ = ["STEPS", "make_worker", "on_finish", "RetryableProviderError"]

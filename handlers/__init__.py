@@ -1,0 +1,1 @@
+"""Thin adapters: Slack listeners, REST routes, alert webhooks. Parse -> flow -> respond."""

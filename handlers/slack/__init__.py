@@ -1,0 +1,17 @@
+"""Slack listeners (Bolt). ``register`` wires them onto the app once, at start-up."""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+
+from slack_bolt import App
+
+from bot.runtime import Runtime
+from handlers.slack import actions, commands, events, views
+
+
+def register(app: App, rt: Runtime, background: Executor) -> None:
+    commands.register(app, rt, background)
+    views.register(app, rt, background)
+    actions.register(app, rt, background)
+    events.register(app, rt, background)

@@ -1,0 +1,114 @@
+"""Buttons on incident messages: Acknowledge, Mitigate, Resolve, Change severity, Post
+update, Join war room, Reopen, View incident."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import Executor
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot.errors import ImasError
+from bot.flows import lifecycle
+from bot.runtime import Runtime
+from handlers.slack.common import actor_from, error_text, in_background
+from handlers.slack.views import RESOLVE_CALLBACK, SEVERITY_CALLBACK, UPDATE_CALLBACK
+from providers.slack_blocks import ACTION_IDS, SEVERITY_CHOICES, SEVERITY_EMOJI, option, plain
+from storage import incidents as incident_store
+
+
+def _modal(callback: str, title: str, short_id: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": "modal", "callback_id": callback, "title": plain(title, 24),
+            "submit": plain("Submit", 24), "close": plain("Cancel", 24),
+            "private_metadata": json.dumps({"incident": short_id}), "blocks": blocks}
+
+
+def resolve_modal(short_id: str) -> dict[str, Any]:
+    return _modal(RESOLVE_CALLBACK, f"Resolve {short_id}", short_id, [
+        {"type": "input", "block_id": "summary", "label": plain("Resolution summary", 2000),
+         "element": {"type": "plain_text_input", "action_id": "summary", "multiline": True,
+                     "max_length": 3000}}])
+
+
+def update_modal(short_id: str) -> dict[str, Any]:
+    return _modal(UPDATE_CALLBACK, "Status update", short_id, [
+        {"type": "input", "block_id": "status_text", "label": plain("Current status", 2000),
+         "element": {"type": "plain_text_input", "action_id": "status_text", "multiline": True}},
+        {"type": "input", "block_id": "impact", "optional": True, "label": plain("Impact", 2000),
+         "element": {"type": "plain_text_input", "action_id": "impact"}},
+        {"type": "input", "block_id": "next_update", "optional": True,
+         "label": plain("Next update in (minutes)", 2000),
+         "element": {"type": "plain_text_input", "action_id": "next_update"}}])
+
+
+def severity_modal(short_id: str) -> dict[str, Any]:
+    return _modal(SEVERITY_CALLBACK, "Change severity", short_id, [
+        {"type": "input", "block_id": "severity", "label": plain("New severity", 2000),
+         "element": {"type": "static_select", "action_id": "severity",
+                     "options": [option(f"{SEVERITY_EMOJI[s]} {s}", s) for s in SEVERITY_CHOICES]}}])
+
+
+def register(app: App, rt: Runtime, background: Executor) -> None:
+    def status_button(status: str) -> Any:
+        def handle(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+            short_id = body["actions"][0].get("value", "")
+            try:
+                with rt.transaction() as session:
+                    incident = lifecycle.get_or_404(session, short_id)
+                    lifecycle.change_status(session, rt, incident=incident, status=status,
+                                            actor=actor_from(body, "button"))
+            except ImasError as exc:
+                ack()
+                in_background(background, respond, {"response_type": "ephemeral",
+                                                    "replace_original": False, "text": error_text(exc)})
+                return
+            ack()
+            rt.wake_outbox()
+        return handle
+
+    app.action(ACTION_IDS["ack"])(status_button("ACKNOWLEDGED"))
+    app.action(ACTION_IDS["mitigate"])(status_button("MITIGATED"))
+    app.action(ACTION_IDS["reopen"])(status_button("TRIGGERED"))
+
+    def modal_button(builder: Any) -> Any:
+        def handle(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+            ack()
+            short_id = body["actions"][0].get("value", "")
+            in_background(background, lambda: client.views_open(trigger_id=body["trigger_id"],
+                                                                view=builder(short_id)))
+        return handle
+
+    app.action(ACTION_IDS["resolve"])(modal_button(resolve_modal))
+    app.action(ACTION_IDS["update"])(modal_button(update_modal))
+    app.action(ACTION_IDS["severity"])(modal_button(severity_modal))
+
+    @app.action(ACTION_IDS["view"])
+    def view_link(ack: Ack) -> None:
+        ack()  # a URL button: Slack opens the link; the click must still be acknowledged
+
+    @app.action(ACTION_IDS["join"])
+    def join(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        ack()
+        short_id = body["actions"][0].get("value", "")
+        user_id = (body.get("user") or {}).get("id")
+        with rt.transaction() as session:
+            incident = incident_store.get_incident(session, ref=short_id)
+            channel = incident.war_room_channel_id if incident else None
+
+        def invite() -> None:
+            if not channel:
+                respond({"response_type": "ephemeral", "replace_original": False,
+                         "text": "This incident has no war room yet."})
+                return
+            try:
+                client.conversations_invite(channel=channel, users=user_id)
+            except Exception as exc:
+                code = getattr(getattr(exc, "response", None), "get", lambda _k: None)("error")
+                if code != "already_in_channel":
+                    raise
+            respond({"response_type": "ephemeral", "replace_original": False,
+                     "text": f"You are in <#{channel}>."})
+
+        in_background(background, invite)

@@ -1,0 +1,190 @@
+"""The provider contract.
+
+Flows never call HTTP themselves: they hand an outbox row to a provider. A notification
+provider turns one ``Notification`` for one ``Recipient`` into one outbound call (or a
+small fixed sequence of calls) and reports what happened:
+
+* returns a ``DeliveryResult`` on success;
+* raises ``RetryableProviderError`` for timeouts, 5xx, 429 (with ``retry_after``);
+* raises ``PermanentProviderError`` for everything retrying cannot fix.
+
+Providers are stateless between calls; what a later event must know about an earlier
+delivery (the Slack message ``ts`` to edit, the PagerDuty ``dedup_key``) comes back in
+``DeliveryResult.data`` and is handed to later sends as ``prior``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from providers.http import HttpClient
+
+SEVERITY_EMOJI = {
+    "SEV1_CRITICAL": "🔴",
+    "SEV2_HIGH": "🟠",
+    "SEV3_MEDIUM": "🟡",
+    "SEV4_LOW": "🟢",
+}
+SEVERITY_COLOR = {  # hex RGB, used by Discord embeds, Teams cards, e-mail
+    "SEV1_CRITICAL": 0xD32F2F,
+    "SEV2_HIGH": 0xF57C00,
+    "SEV3_MEDIUM": 0xFBC02D,
+    "SEV4_LOW": 0x388E3C,
+}
+# The outbox sets this around each send: 1 for the first try of a delivery, 2+ for retries.
+# Providers whose target has no idempotency key (Slack) use it to reconcile before posting
+# again after an ambiguous failure.
+delivery_attempt: ContextVar[int] = ContextVar("delivery_attempt", default=1)
+
+SEVERITY_RANK = {"SEV1_CRITICAL": 1, "SEV2_HIGH": 2, "SEV3_MEDIUM": 3, "SEV4_LOW": 4}
+
+# Incident events the router knows. Providers may word each one differently.
+EVENTS = (
+    "created",
+    "acknowledged",
+    "mitigated",
+    "severity_changed",
+    "resolved",
+    "reopened",
+    "escalated",
+    "status_update",
+    "page",
+    "test",
+)
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    """The facts every message about an incident shows, already resolved to text."""
+
+    id: int
+    short_id: str
+    title: str
+    description: str
+    severity: str
+    status: str
+    service_name: str
+    team_name: str
+    lead_name: str | None
+    lead_email: str | None
+    incident_url: str
+    created_at: datetime
+    runbook_url: str | None = None
+    lid_url: str | None = None
+    war_room_channel_id: str | None = None
+    war_room_url: str | None = None
+    resolution_summary: str | None = None
+    private: bool = False
+    # Orchestration step states shown on the announcement: "pending", "done", "failed",
+    # "skipped" (not needed for this incident) or "disabled" (not configured).
+    lid_state: str = "pending"
+    war_room_state: str = "skipped"
+
+    @property
+    def emoji(self) -> str:
+        return SEVERITY_EMOJI.get(self.severity, "⚪")
+
+    @property
+    def headline(self) -> str:
+        return f"{self.emoji} {self.title} - {self.service_name}"
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One incident event to tell someone about."""
+
+    event: str
+    incident: IncidentView
+    text: str | None = None  # extra words: status update, resolution summary, page reason
+    actor: str | None = None
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Where a notification goes.
+
+    ``kind`` is one of ``channel`` (a Slack channel id), ``user`` (a Slack user id, DM),
+    ``email`` (an address), or ``default`` (the provider's own configured destination:
+    a webhook URL, an ntfy topic, the SMS recipients...).
+    """
+
+    kind: str
+    address: str = ""
+
+    def key(self) -> str:
+        return f"{self.kind}:{self.address}"
+
+
+@dataclass
+class DeliveryResult:
+    """What a successful send reports. ``data`` is stored and returned as ``prior``."""
+
+    detail: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CheckResult:
+    """Outcome of a provider self-check (``imas doctor``)."""
+
+    ok: bool
+    detail: str
+
+
+class ProviderConfig(BaseModel):
+    """Base of every provider's config model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class NotificationProvider(ABC):
+    """One notification channel type (Slack, Discord, e-mail, PagerDuty...).
+
+    Subclasses set ``type`` (the config file's ``type:``), ``config_model`` (validated at
+    ``imas config apply``), ``recipient_kinds`` (which ``Recipient.kind`` values they can
+    deliver to) and ``supports_dedup`` (the target folds repeats by a key we send, so a
+    retry after a lost response never doubles a page).
+    """
+
+    type: ClassVar[str]
+    config_model: ClassVar[type[ProviderConfig]]
+    recipient_kinds: ClassVar[frozenset[str]] = frozenset({"default"})
+    supports_dedup: ClassVar[bool] = False
+    secret_keys: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, *, name: str, config: ProviderConfig, http: HttpClient) -> None:
+        self.name = name
+        self.config = config
+        self.http = http
+
+    def default_recipients(self) -> list[Recipient]:
+        """Destinations this provider always notifies (its own configured target)."""
+        return [Recipient("default")] if "default" in self.recipient_kinds else []
+
+    @abstractmethod
+    def send(
+        self,
+        notification: Notification,
+        recipient: Recipient,
+        *,
+        idempotency_key: str,
+        prior: Mapping[str, Any] | None = None,
+    ) -> DeliveryResult:
+        """Deliver ``notification`` to ``recipient``.
+
+        ``idempotency_key`` is stable across retries of the same delivery; pass it to the
+        target where it supports one. ``prior`` is the ``data`` of this provider's first
+        successful delivery to the same recipient for the same incident (None for the
+        first). Raises RetryableProviderError / PermanentProviderError.
+        """
+
+    def check(self) -> CheckResult:
+        """Validate credentials against the target where it allows it without side effects."""
+        return CheckResult(True, "configuration valid (this provider has no live check)")

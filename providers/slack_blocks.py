@@ -1,0 +1,253 @@
+"""Block Kit builders for every message and view IMAS shows in Slack.
+
+Pure functions of their inputs: the same incident view always renders the same blocks, so
+an edit-in-place is idempotent. Limits that Slack enforces (header 150 chars, section
+3000, button 75, 50 blocks) are respected here rather than discovered in production.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from providers.base import SEVERITY_EMOJI, IncidentView
+
+SEVERITY_CHOICES = ("SEV1_CRITICAL", "SEV2_HIGH", "SEV3_MEDIUM", "SEV4_LOW")
+OPEN_STATUSES = ("TRIGGERED", "ACKNOWLEDGED", "MITIGATED")
+STEP_LABEL = {
+    "pending": "⏳ in progress",
+    "done": "✅ done",
+    "failed": "⚠️ failed",
+    "skipped": "➖ not needed",
+    "disabled": "➖ not configured",
+}
+
+ACTION_IDS = {
+    "ack": "incident_ack",
+    "mitigate": "incident_mitigate",
+    "resolve": "incident_resolve",
+    "severity": "incident_severity",
+    "update": "incident_update",
+    "join": "incident_join",
+    "view": "incident_view",
+    "reopen": "incident_reopen",
+}
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _text(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": _cut(text, 3000)}
+
+
+def plain(text: str, limit: int = 75) -> dict[str, Any]:
+    return {"type": "plain_text", "text": _cut(text, limit), "emoji": True}
+
+
+def button(text: str, action_id: str, value: str, *, style: str | None = None,
+           url: str | None = None) -> dict[str, Any]:
+    element: dict[str, Any] = {
+        "type": "button",
+        "text": plain(text),
+        "action_id": action_id,
+        "value": value,
+    }
+    if style:
+        element["style"] = style
+    if url:
+        element["url"] = url
+    return element
+
+
+def fallback_text(view: IncidentView) -> str:
+    """Notification text for clients that do not render blocks."""
+    return _cut(f"{view.headline} ({view.severity}, {view.status}) {view.short_id}", 3000)
+
+
+def quick_links(view: IncidentView) -> str:
+    lid = f"<{view.lid_url}|LID Document>" if view.lid_url else f"LID Document: {STEP_LABEL[view.lid_state]}"
+    runbook = f"<{view.runbook_url}|Runbook>" if view.runbook_url else "Runbook: none"
+    if view.war_room_channel_id:
+        war_room = f"War Room: <#{view.war_room_channel_id}>"
+    else:
+        war_room = f"War Room: {STEP_LABEL[view.war_room_state]}"
+    return f"*Quick Links:*\n• 📄 {lid}\n• 📋 {runbook}\n• 💬 {war_room}"
+
+
+def action_buttons(view: IncidentView, *, include_join: bool = True) -> list[dict[str, Any]]:
+    value = view.short_id
+    elements = [button("🔍 View Incident", ACTION_IDS["view"], value, url=view.incident_url)]
+    if view.status == "TRIGGERED":
+        elements.append(button("Acknowledge", ACTION_IDS["ack"], value, style="primary"))
+    if view.status in ("TRIGGERED", "ACKNOWLEDGED"):
+        elements.append(button("Mitigate", ACTION_IDS["mitigate"], value))
+    if view.status in OPEN_STATUSES:
+        elements.append(button("Resolve", ACTION_IDS["resolve"], value, style="danger"))
+        elements.append(button("Change severity", ACTION_IDS["severity"], value))
+        elements.append(button("Post update", ACTION_IDS["update"], value))
+    else:
+        elements.append(button("Reopen", ACTION_IDS["reopen"], value))
+    if include_join and view.war_room_channel_id:
+        elements.append(button("Join war room", ACTION_IDS["join"], value))
+    return elements
+
+
+def announcement_blocks(view: IncidentView) -> list[dict[str, Any]]:
+    """The seed's incident message: header, fields, description, quick links, buttons."""
+    fields = [
+        _text(f"*Severity:*\n{view.severity}"),
+        _text(f"*Service:*\n{view.service_name}"),
+        _text(f"*Status:*\n{view.status}"),
+        _text(f"*Team:*\n{view.team_name}"),
+    ]
+    if view.lead_name:
+        fields.append(_text(f"*Lead:*\n{view.lead_name}"))
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": plain(view.headline, 150)},
+        {"type": "section", "fields": fields},
+        {"type": "section", "text": _text(f"*Description:*\n{view.description or '—'}")},
+    ]
+    if view.resolution_summary:
+        blocks.append(
+            {"type": "section", "text": _text(f"*Resolution:*\n{view.resolution_summary}")}
+        )
+    blocks.append({"type": "section", "text": _text(quick_links(view))})
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [
+                _text(
+                    f"{view.short_id} · LID {STEP_LABEL[view.lid_state]} · "
+                    f"war room {STEP_LABEL[view.war_room_state]}"
+                )
+            ],
+        }
+    )
+    blocks.append({"type": "actions", "block_id": "incident_actions",
+                   "elements": action_buttons(view)})
+    return blocks
+
+
+def war_room_summary_blocks(view: IncidentView) -> list[dict[str, Any]]:
+    """The pinned summary in the war room: same facts, actions without 'Join'."""
+    blocks = announcement_blocks(view)
+    blocks[-1] = {"type": "actions", "block_id": "incident_actions",
+                  "elements": action_buttons(view, include_join=False)}
+    return blocks
+
+
+def event_line(event: str, view: IncidentView, text: str | None, actor: str | None) -> str:
+    """One-line thread reply for a later event on an announced incident."""
+    by = f" by {actor}" if actor else ""
+    words = {
+        "created": f"{view.emoji} Incident declared{by}",
+        "acknowledged": f"👀 Acknowledged{by}",
+        "mitigated": f"🩹 Mitigated{by}",
+        "severity_changed": f"{view.emoji} Severity changed to *{view.severity}*{by}",
+        "resolved": f"✅ Resolved{by}",
+        "reopened": f"🔁 Reopened{by}",
+        "escalated": f"🚨 Escalated{by}",
+        "status_update": f"📣 Status update{by}",
+        "page": f"📟 Paged{by}",
+        "test": "🧪 Test notification from IMAS",
+    }
+    line = words.get(event, f"{event}{by}")
+    if text:
+        line = f"{line}\n>{_cut(text, 2500)}"
+    return line
+
+
+def dm_blocks(notification_line: str, view: IncidentView) -> list[dict[str, Any]]:
+    return [
+        {"type": "section", "text": _text(f"{notification_line}\n*{view.headline}*")},
+        {"type": "section", "fields": [
+            _text(f"*Severity:*\n{view.severity}"), _text(f"*Status:*\n{view.status}")]},
+        {"type": "actions", "elements": action_buttons(view)},
+    ]
+
+
+def option(text: str, value: str) -> dict[str, Any]:
+    return {"text": plain(text, 75), "value": value}
+
+
+DECLARE_CALLBACK = "declare_incident"
+
+
+def declare_modal(
+    *,
+    services: list[str],
+    scopes: list[str],
+    lead_user_id: str | None,
+    private_metadata: str,
+    title: str = "",
+    description: str = "",
+) -> dict[str, Any]:
+    """The declare modal: title, description, service, severity, scopes, private, lead.
+
+    Block ids equal action ids equal the DeclareInput field names, so inline errors map
+    straight back to the field (``response_action: errors``).
+    """
+    title_input: dict[str, Any] = {"type": "plain_text_input", "action_id": "title", "max_length": 200}
+    if title:
+        title_input["initial_value"] = _cut(title, 200)
+    description_input: dict[str, Any] = {"type": "plain_text_input", "action_id": "description",
+                                         "multiline": True, "max_length": 3000}
+    if description:
+        description_input["initial_value"] = _cut(description, 3000)
+    blocks: list[dict[str, Any]] = [
+        {"type": "input", "block_id": "title", "label": plain("Title", 2000), "element": title_input},
+        {"type": "input", "block_id": "description", "optional": True,
+         "label": plain("Description", 2000), "element": description_input},
+        {"type": "input", "block_id": "service", "label": plain("Service", 2000),
+         "element": {"type": "static_select", "action_id": "service",
+                     "placeholder": plain("Affected service"),
+                     "options": [option(name, name) for name in services[:100]]}},
+        {"type": "input", "block_id": "severity", "label": plain("Severity", 2000),
+         "element": {"type": "static_select", "action_id": "severity",
+                     "placeholder": plain("How bad is it?"),
+                     "options": [option(f"{SEVERITY_EMOJI[s]} {s}", s) for s in SEVERITY_CHOICES]}},
+    ]
+    if scopes:
+        blocks.append({"type": "input", "block_id": "scopes", "optional": True,
+                       "label": plain("Impact scopes", 2000),
+                       "element": {"type": "multi_static_select", "action_id": "scopes",
+                                   "placeholder": plain("Security, Legal, PR..."),
+                                   "options": [option(name, name) for name in scopes[:100]]}})
+    blocks.append({"type": "input", "block_id": "private", "optional": True,
+                   "label": plain("Visibility", 2000),
+                   "element": {"type": "checkboxes", "action_id": "private",
+                               "options": [option("Private incident (private war room, not announced)", "private")]}})
+    lead: dict[str, Any] = {"type": "users_select", "action_id": "lead", "placeholder": plain("Incident lead")}
+    if lead_user_id:
+        lead["initial_user"] = lead_user_id
+    blocks.append({"type": "input", "block_id": "lead", "optional": True,
+                   "label": plain("Lead", 2000), "element": lead})
+    return {
+        "type": "modal",
+        "callback_id": DECLARE_CALLBACK,
+        "title": plain("Declare incident", 24),
+        "submit": plain("Declare", 24),
+        "close": plain("Cancel", 24),
+        "private_metadata": _cut(private_metadata, 3000),
+        "blocks": blocks,
+    }
+
+
+HELP_TEXT = """*IMAS — incident commands*
+• `/incident` or `/incident declare [title]` — declare an incident (opens a form)
+• `/incident list [mine|open|all] [SEV1..SEV4]` — list incidents
+• `/incident status` — the incident of this war room
+• `/incident ack` · `mitigate` · `resolve` · `reopen` — change its status (in a war room, or add the id: `/incident ack INC-A1B2C3`)
+• `/incident severity <SEV1|SEV2|SEV3|SEV4>` — change its severity
+• `/incident update` — post a status update · `/incident note <text>` — add a note to the timeline
+• `/incident role <lead|communications|scribe> @user` — assign a role
+• `/incident oncall [team]` · `/incident page <team|@user>` — who is on call / page them
+• `/incident doc` — the LID document · `/incident repair` — re-run unfinished steps · `/incident doctor` — check the set-up
+React with :pushpin: to a message in a war room to add it to the timeline."""
+
+
+def incident_list_text(lines: list[str], heading: str) -> str:
+    if not lines:
+        return f"*{heading}*\nNo incidents."
+    return f"*{heading}*\n" + "\n".join(lines[:30])

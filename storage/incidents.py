@@ -1,0 +1,172 @@
+"""Incidents and their timeline. The caller owns the transaction."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from storage.models import Incident, Person, Service, Team, TimelineEvent, utcnow
+
+
+def new_short_id() -> str:
+    """``INC-`` + 6 upper-case hex characters (16.7 M values; collisions are retried)."""
+    return "INC-" + secrets.token_hex(3).upper()
+
+
+def insert_incident(session: Session, *, incident: Incident, attempts: int = 8) -> Incident:
+    """Insert ``incident`` with a fresh unique short id, retrying on a collision.
+
+    Runs in a SAVEPOINT so a collision does not abort the caller's transaction. Raises
+    IntegrityError for any other constraint (e.g. a repeated idempotency key).
+    """
+    for attempt in range(attempts):
+        incident.short_id = new_short_id()
+        try:
+            with session.begin_nested():
+                session.add(incident)
+                session.flush()
+            return incident
+        except IntegrityError as exc:
+            if "short_id" not in str(exc.orig) or attempt == attempts - 1:
+                raise
+            session.expunge(incident) if incident in session else None
+    raise RuntimeError("unreachable")
+
+
+def get_incident(session: Session, *, ref: str | int) -> Incident | None:
+    """By numeric id or short id (``INC-A1B2C3``, case-insensitive)."""
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        return session.get(Incident, int(ref))
+    return session.scalar(select(Incident).where(Incident.short_id == ref.strip().upper()))
+
+
+def get_by_idempotency_key(session: Session, *, key: str) -> Incident | None:
+    return session.scalar(select(Incident).where(Incident.idempotency_key == key))
+
+
+def get_by_war_room(session: Session, *, channel_id: str) -> Incident | None:
+    return session.scalar(select(Incident).where(Incident.war_room_channel_id == channel_id))
+
+
+@dataclass
+class IncidentFilter:
+    status: list[str] | None = None
+    severity: list[str] | None = None
+    service: str | None = None
+    team: str | None = None
+    since: datetime | None = None
+    search: str | None = None
+    open_only: bool = False
+    involving_person_id: int | None = None
+    include_private: bool = True
+
+
+def list_incidents(
+    session: Session, *, filters: IncidentFilter | None = None, offset: int = 0, limit: int = 50
+) -> tuple[int, list[Incident]]:
+    """Matching incidents, newest first, and the total count before paging."""
+    f = filters or IncidentFilter()
+    query = select(Incident)
+    if f.status:
+        query = query.where(Incident.status.in_(f.status))
+    if f.open_only:
+        query = query.where(Incident.status != "RESOLVED")
+    if f.severity:
+        query = query.where(Incident.severity.in_(f.severity))
+    if f.service:
+        query = query.join(Service, Incident.service_id == Service.id).where(
+            or_(func.lower(Service.name) == f.service.lower(), Service.id == _int_or(f.service))
+        )
+    if f.team:
+        query = query.join(Team, Incident.team_id == Team.id).where(
+            or_(func.lower(Team.name) == f.team.lower(), Team.id == _int_or(f.team))
+        )
+    if f.since:
+        query = query.where(Incident.created_at >= f.since)
+    if f.search:
+        pattern = f"%{f.search}%"
+        query = query.where(
+            or_(Incident.title.ilike(pattern), Incident.description.ilike(pattern),
+                Incident.short_id.ilike(pattern))
+        )
+    if f.involving_person_id is not None:
+        query = query.where(
+            or_(Incident.lead_id == f.involving_person_id,
+                Incident.declared_by_id == f.involving_person_id)
+        )
+    if not f.include_private:
+        query = query.where(Incident.private.is_(False))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(
+        query.options(selectinload(Incident.service), selectinload(Incident.team),
+                      selectinload(Incident.lead))
+        .order_by(Incident.created_at.desc(), Incident.id.desc())
+        .offset(offset).limit(limit)
+    )
+    return total, list(rows)
+
+
+def _int_or(value: str) -> int:
+    return int(value) if value.isdigit() else -1
+
+
+def add_event(
+    session: Session,
+    *,
+    incident: Incident,
+    type: str,
+    message: str,
+    actor: str | None = None,
+    source: str | None = None,
+    data: dict[str, Any] | None = None,
+    at: datetime | None = None,
+    external_key: str | None = None,
+) -> TimelineEvent | None:
+    """Append a timeline event. With ``external_key``, a second call is a no-op (None)."""
+    if external_key is not None:
+        existing = session.scalar(
+            select(TimelineEvent).where(TimelineEvent.external_key == external_key)
+        )
+        if existing is not None:
+            return None
+    event = TimelineEvent(
+        incident_id=incident.id,
+        type=type,
+        message=message,
+        actor=actor,
+        source=source,
+        data=data or {},
+        at=at or utcnow(),
+        external_key=external_key,
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def timeline(session: Session, *, incident_id: int) -> list[TimelineEvent]:
+    return list(
+        session.scalars(
+            select(TimelineEvent)
+            .where(TimelineEvent.incident_id == incident_id)
+            .order_by(TimelineEvent.at, TimelineEvent.id)
+        )
+    )
+
+
+def delete_event(session: Session, *, external_key: str) -> bool:
+    event = session.scalar(select(TimelineEvent).where(TimelineEvent.external_key == external_key))
+    if event is None:
+        return False
+    session.delete(event)
+    return True
+
+
+def person_label(person: Person | None) -> str | None:
+    return person.label if person else None

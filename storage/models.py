@@ -1,0 +1,343 @@
+"""SQLAlchemy 2 models (``Mapped[]``). Every schema change comes with an Alembic migration
+in ``storage/migrations/versions``.
+
+Times are stored as UTC and always come back timezone-aware (``UTCDateTime``), on SQLite
+as on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Person(Base):
+    """Someone IMAS can name: a Slack user, an e-mail address, or both."""
+
+    __tablename__ = "persons"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slack_user_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.email or self.slack_user_id or f"person {self.id}"
+
+
+class TeamMember(Base):
+    __tablename__ = "team_members"
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), primary_key=True)
+
+
+class Team(Base):
+    __tablename__ = "teams"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    slack_channel_id: Mapped[str | None] = mapped_column(String(32))
+    email: Mapped[str | None] = mapped_column(String(320))
+    current_on_call_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
+    escalation_timeout_minutes: Mapped[int] = mapped_column(Integer, default=15)
+    # Ordered escalation levels after the on-call: [{"target": email|user id|"@here", "delay_minutes": n}]
+    escalation_levels: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+    current_on_call: Mapped[Person | None] = relationship(foreign_keys=[current_on_call_id])
+    members: Mapped[list[Person]] = relationship(secondary="team_members", order_by="Person.id")
+
+
+class Service(Base):
+    __tablename__ = "services"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    owner_team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
+    criticality: Mapped[str] = mapped_column(String(32), default="TIER_2")
+    runbook_url: Mapped[str | None] = mapped_column(String(2048))
+    repository_url: Mapped[str | None] = mapped_column(String(2048))
+    monitoring_url: Mapped[str | None] = mapped_column(String(2048))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    owner_team: Mapped[Team | None] = relationship()
+
+
+class ImpactScope(Base):
+    __tablename__ = "impact_scopes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    notify_emails: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    slack_channel_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class NotificationProviderRow(Base):
+    """A configured provider. ``config_encrypted`` holds the Fernet-encrypted JSON config."""
+
+    __tablename__ = "notification_providers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    type: Mapped[str] = mapped_column(String(32))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    config_encrypted: Mapped[str] = mapped_column(Text)
+    filters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class AppSetting(Base):
+    """Configuration-as-code values that are not rows of their own (war_room, reminders)."""
+
+    __tablename__ = "app_settings"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class IncidentScope(Base):
+    __tablename__ = "incident_scopes"
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True)
+    scope_id: Mapped[int] = mapped_column(ForeignKey("impact_scopes.id"), primary_key=True)
+
+
+class Incident(Base):
+    __tablename__ = "incidents"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    short_id: Mapped[str] = mapped_column(String(16), unique=True)
+    title: Mapped[str] = mapped_column(String(500))
+    description: Mapped[str] = mapped_column(Text, default="")
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
+    severity: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="TRIGGERED")
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+    source: Mapped[str] = mapped_column(String(32), default="slack")
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
+    declared_by_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
+    lid_document_id: Mapped[str | None] = mapped_column(String(200))
+    lid_url: Mapped[str | None] = mapped_column(String(2048))
+    lid_synced_at: Mapped[datetime | None] = mapped_column()
+    war_room_channel_id: Mapped[str | None] = mapped_column(String(32))
+    war_room_channel_name: Mapped[str | None] = mapped_column(String(80))
+    war_room_url: Mapped[str | None] = mapped_column(String(2048))
+    war_room_summary_ts: Mapped[str | None] = mapped_column(String(32))
+    resolution_summary: Mapped[str | None] = mapped_column(Text)
+    detected_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    acknowledged_at: Mapped[datetime | None] = mapped_column()
+    mitigated_at: Mapped[datetime | None] = mapped_column()
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    archived_at: Mapped[datetime | None] = mapped_column()
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+
+    service: Mapped[Service] = relationship()
+    team: Mapped[Team | None] = relationship()
+    lead: Mapped[Person | None] = relationship(foreign_keys=[lead_id])
+    declared_by: Mapped[Person | None] = relationship(foreign_keys=[declared_by_id])
+    scopes: Mapped[list[ImpactScope]] = relationship(secondary="incident_scopes", order_by="ImpactScope.name")
+    roles: Mapped[list[IncidentRole]] = relationship(back_populates="incident", cascade="all, delete-orphan")
+
+    __table_args__ = (Index("ix_incidents_status_severity", "status", "severity"),)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status != "RESOLVED"
+
+
+class IncidentRole(Base):
+    __tablename__ = "incident_roles"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(32))
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
+    assigned_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    incident: Mapped[Incident] = relationship(back_populates="roles")
+    person: Mapped[Person] = relationship()
+    __table_args__ = (UniqueConstraint("incident_id", "role", name="uq_incident_role"),)
+
+
+class TimelineEvent(Base):
+    """What happened, when, by whom, from where. Append-only.
+
+    ``external_key`` is unique when set: pinned Slack messages (``pin:<channel>:<ts>``),
+    deliveries (``delivery:<id>``) and other events that must be recorded once.
+    """
+
+    __tablename__ = "timeline_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    type: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str | None] = mapped_column(String(200))
+    source: Mapped[str | None] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    external_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+
+
+class OutboxItem(Base):
+    """One side effect to perform (the Delivery of SPEC §3).
+
+    States: ``pending`` -> ``in_flight`` -> ``done``; a retryable failure goes to
+    ``failed`` with ``next_attempt_at``; a permanent one (or too many attempts) to
+    ``dead``. A row ``in_flight`` past ``lease_until`` belongs to a crashed worker and is
+    claimed again.
+    """
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    event: Mapped[str | None] = mapped_column(String(32))
+    provider_name: Mapped[str | None] = mapped_column(String(200))
+    recipient_kind: Mapped[str | None] = mapped_column(String(16))
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at"),)
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(32))
+    fingerprint: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(500), default="")
+    summary: Mapped[str] = mapped_column(Text, default="")
+    labels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    annotations: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    group_key: Mapped[str | None] = mapped_column(String(500))
+    incident_key: Mapped[str] = mapped_column(String(600), default="")
+    starts_at: Mapped[datetime | None] = mapped_column()
+    ends_at: Mapped[datetime | None] = mapped_column()
+    first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    raw: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    rule_name: Mapped[str | None] = mapped_column(String(200))
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
+
+    __table_args__ = (Index("ix_alerts_source_fp", "source", "fingerprint"),)
+
+
+class AlertRule(Base):
+    __tablename__ = "alert_rules"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ApiUser(Base):
+    __tablename__ = "api_users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(150), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(16))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("api_users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class SeenRequest(Base):
+    """Inbound request dedup: Slack event ids, replayed signatures, webhook deliveries."""
+
+    __tablename__ = "seen_requests"
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class ScheduledTask(Base):
+    """Time-driven work kept in the database (reminders, escalations, archiving), so it
+    survives restarts and is claimed by exactly one process."""
+
+    __tablename__ = "scheduled_tasks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    due_at: Mapped[datetime] = mapped_column()
+    state: Mapped[str] = mapped_column(String(16), default="scheduled")
+    lease_until: Mapped[datetime | None] = mapped_column()
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    __table_args__ = (
+        UniqueConstraint("incident_id", "kind", name="uq_scheduled_task"),
+        Index("ix_scheduled_due", "state", "due_at"),
+    )
+
+
+class Lease(Base):
+    """A named lease (e.g. the scheduler leader) held by one process until ``until``."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    until: Mapped[datetime] = mapped_column()
