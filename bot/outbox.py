@@ -32,7 +32,6 @@ from storage import outbox as outbox_store
 from storage.models import OutboxItem
 
 log = logging.getLogger(__name__)
-LEASE_SECONDS = 120.0
 
 
 class Defer(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -131,7 +130,7 @@ class OutboxWorker:
     def claim(self, *, limit: int, now: datetime | None = None) -> list[OutboxItem]:
         with self.rt.transaction() as session:
             items = outbox_store.claim_due(session, now=now or self.rt.clock(), limit=limit,
-                                           lease_seconds=LEASE_SECONDS)
+                                           lease_seconds=self.rt.settings.outbox_lease_seconds)
             for item in items:
                 session.expunge(item)
             return items

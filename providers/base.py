@@ -15,6 +15,7 @@ delivery (the Slack message ``ts`` to edit, the PagerDuty ``dedup_key``) comes b
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -141,7 +142,7 @@ class CheckResult:
 class ProviderConfig(BaseModel):
     """Base of every provider's config model: unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
 
 class NotificationProvider(ABC):
@@ -154,7 +155,7 @@ class NotificationProvider(ABC):
     """
 
     type: ClassVar[str]
-    config_model: ClassVar[type[ProviderConfig]]
+    config_model: ClassVar[builtins.type[ProviderConfig]]
     recipient_kinds: ClassVar[frozenset[str]] = frozenset({"default"})
     supports_dedup: ClassVar[bool] = False
     secret_keys: ClassVar[frozenset[str]] = frozenset()

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import SecretStr, field_validator
+from pydantic import ConfigDict, SecretStr, field_validator
 
 from bot.errors import PermanentProviderError, ProviderError
 from providers.base import (
@@ -124,6 +124,8 @@ def with_wait(url: str) -> str:
 
 class DiscordConfig(ProviderConfig):
     """DISCORD config. ``webhook_url``: the channel webhook URL (a secret)."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)  # inputs may be secrets
 
     webhook_url: SecretStr
 

@@ -56,7 +56,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from typing import Any, cast
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from bot.errors import PermanentProviderError, ProviderError, RetryableProviderError
 from providers.base import (
@@ -91,6 +91,8 @@ def message_id_for(idempotency_key: str, from_email: str) -> str:
 
 class EmailConfig(ProviderConfig):
     """EMAIL config; see the module docstring for every key."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)  # inputs may be secrets
 
     host: str = Field(min_length=1)
     port: int = Field(587, ge=1, le=65535)

@@ -52,6 +52,7 @@ TEXT_HEADINGS: dict[str, str] = {
 DEFAULT_COLOR = 0x9E9E9E
 ELLIPSIS = "…"
 SMS_LIMIT = 160
+SMS_ELLIPSIS = "..."  # ASCII: "…" is not in the GSM-7 alphabet and would force UCS-2
 
 
 def event_label(event: str) -> str:
@@ -69,13 +70,15 @@ def severity_color(severity: str) -> int:
     return SEVERITY_COLOR.get(severity, DEFAULT_COLOR)
 
 
-def truncate(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` characters, ending with an ellipsis when cut."""
+def truncate(text: str, limit: int, ellipsis: str = ELLIPSIS) -> str:
+    """``text`` cut to at most ``limit`` characters, ending with ``ellipsis`` when cut."""
     if limit <= 0:
         return ""
     if len(text) <= limit:
         return text
-    return text[: limit - 1].rstrip() + ELLIPSIS
+    if limit <= len(ellipsis):
+        return text[:limit]
+    return text[: limit - len(ellipsis)].rstrip() + ellipsis
 
 
 def iso_utc(value: datetime) -> str:
@@ -206,7 +209,7 @@ def html_body(notification: Notification) -> str:
 
 
 def sms_text(notification: Notification, limit: int = SMS_LIMIT) -> str:
-    """A pager text of at most ``limit`` characters, without emoji.
+    """A pager text of at most ``limit`` characters, without emoji, cut with ``...``.
 
     ``"[SEV1] INC-A1B2C3 created: <title> - <service> <incident url>"``: the title is cut
     first; the incident URL is kept only when it leaves room for a readable title; the
@@ -220,13 +223,13 @@ def sms_text(notification: Notification, limit: int = SMS_LIMIT) -> str:
     if len(head) + len(tail) + len(url) + min(len(inc.title), min_title) > limit:
         url = ""
     room = limit - len(head) - len(tail) - len(url)
-    core = head + truncate(inc.title, room) + tail
+    core = head + truncate(inc.title, room, SMS_ELLIPSIS) + tail
     extra = extra_text(notification)
     if extra:
         extra_room = limit - len(core) - len(url) - 3
         if extra_room >= 16:
-            core += " | " + truncate(" ".join(extra.split()), extra_room)
-    return truncate(core + url, limit)
+            core += " | " + truncate(" ".join(extra.split()), extra_room, SMS_ELLIPSIS)
+    return truncate(core + url, limit, SMS_ELLIPSIS)
 
 
 def incident_dict(incident: IncidentView) -> dict[str, Any]:

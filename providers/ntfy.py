@@ -26,7 +26,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, cast
 
-from pydantic import SecretStr, field_validator
+from pydantic import ConfigDict, SecretStr, field_validator
 
 from bot.errors import PermanentProviderError, ProviderError
 from providers.base import (
@@ -85,6 +85,8 @@ def parse_priority(value: Any) -> int | None:
 
 class NtfyConfig(ProviderConfig):
     """NTFY config; see the module docstring."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)  # inputs may be secrets
 
     server: str = "https://ntfy.sh"
     topic: str

@@ -10,6 +10,7 @@ channel history instead of posting twice.
 from __future__ import annotations
 
 from collections.abc import Mapping
+import builtins
 from typing import Any, ClassVar
 
 from pydantic import SecretStr
@@ -39,7 +40,7 @@ class SlackConfig(ProviderConfig):
 
 class SlackProvider(NotificationProvider):
     type: ClassVar[str] = "SLACK"
-    config_model: ClassVar[type[ProviderConfig]] = SlackConfig
+    config_model: ClassVar[builtins.type[ProviderConfig]] = SlackConfig
     recipient_kinds: ClassVar[frozenset[str]] = frozenset({"channel", "user", "default"})
     secret_keys: ClassVar[frozenset[str]] = frozenset({"bot_token"})
 

@@ -251,3 +251,124 @@ def incident_list_text(lines: list[str], heading: str) -> str:
     if not lines:
         return f"*{heading}*\nNo incidents."
     return f"*{heading}*\n" + "\n".join(lines[:30])
+
+
+# -- reminders, escalation, archive, App Home, shortcuts (issue 5) ----------------------
+
+SNOOZE_MINUTES = (30, 60, 120)
+SNOOZE_ACTION_PREFIX = "reminder_snooze_"
+HOME_DECLARE_ACTION = "home_declare"
+DECLARE_SHORTCUT_CALLBACK = "declare_from_message"
+
+
+def snooze_action_id(minutes: int) -> str:
+    return f"{SNOOZE_ACTION_PREFIX}{minutes}"
+
+
+def _duration(minutes: int) -> str:
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, rest = divmod(minutes, 60)
+    return f"{hours} h" if not rest else f"{hours} h {rest} min"
+
+
+def reminder_text(view: IncidentView, minutes_since: int | None) -> str:
+    since = f" (none for {_duration(minutes_since)})" if minutes_since else ""
+    return (
+        f"⏰ Time for a status update on *{view.short_id}* "
+        f"({view.severity}, {view.status}){since}: post one with `/incident update` "
+        "or the button below."
+    )
+
+
+def reminder_blocks(view: IncidentView, minutes_since: int | None) -> list[dict[str, Any]]:
+    """A status-update reminder in the war room, with Post update and Snooze buttons."""
+    elements = [button("Post update", ACTION_IDS["update"], view.short_id, style="primary")]
+    elements += [
+        button(f"Snooze {_duration(m)}", snooze_action_id(m), view.short_id)
+        for m in SNOOZE_MINUTES
+    ]
+    return [
+        {"type": "section", "text": _text(reminder_text(view, minutes_since))},
+        {"type": "actions", "block_id": "reminder_actions", "elements": elements},
+    ]
+
+
+def escalation_here_text(view: IncidentView, minutes: int) -> str:
+    """The team-channel escalation: everyone here, nobody acknowledged."""
+    return _cut(
+        f"<!here> 🚨 *{view.short_id}* {view.title} ({view.severity}) has not been "
+        f"acknowledged for {_duration(minutes)}. Can someone take it? <{view.incident_url}|Open>",
+        3000,
+    )
+
+
+def role_dm_text(view: IncidentView, role: str, help_text: str, assigned_by: str) -> str:
+    room = f" War room: <#{view.war_room_channel_id}>." if view.war_room_channel_id else ""
+    return _cut(
+        f"👋 {assigned_by} made you *{role}* of *{view.short_id}* {view.title} "
+        f"({view.severity}, {view.status}).\n{help_text}{room}",
+        3000,
+    )
+
+
+def note_text(actor: str, text: str) -> str:
+    return _cut(f"📝 *Note* by {actor}:\n>{text}", 3000)
+
+
+def status_update_text(actor: str, text: str) -> str:
+    body = "\n".join(f">{line}" for line in text.splitlines())
+    return _cut(f"📣 *Status update* by {actor}:\n{body}", 3000)
+
+
+def final_summary_text(view: IncidentView, duration_minutes: int | None, lead: str | None) -> str:
+    """The last message in a war room before it is archived."""
+    lines = [f"🗄️ *{view.short_id} is resolved*: archiving this war room."]
+    if view.resolution_summary:
+        lines.append(f"*Resolution:* {view.resolution_summary}")
+    facts = [view.severity, view.service_name]
+    if duration_minutes is not None:
+        facts.append(f"open for {_duration(duration_minutes)}")
+    if lead:
+        facts.append(f"lead {lead}")
+    lines.append(" · ".join(facts))
+    lines.append(f"Timeline and details: <{view.incident_url}|{view.short_id}>")
+    return _cut("\n".join(lines), 3000)
+
+
+def home_incident_block(view: IncidentView) -> dict[str, Any]:
+    room = f" · <#{view.war_room_channel_id}>" if view.war_room_channel_id else ""
+    lock = "🔒 " if view.private else ""
+    return {
+        "type": "section",
+        "text": _text(
+            f"{view.emoji} {lock}*{view.short_id}* {_cut(view.title, 150)}\n"
+            f"{view.severity} · *{view.status}* · {view.service_name}{room}"
+        ),
+        "accessory": button("View", ACTION_IDS["view"], view.short_id, url=view.incident_url),
+    }
+
+
+def home_view(mine: list[IncidentView], others: list[IncidentView]) -> dict[str, Any]:
+    """The App Home tab: a Declare button, then open incidents, the user's first."""
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": plain("🚨 Incidents", 150)},
+        {
+            "type": "actions",
+            "block_id": "home_actions",
+            "elements": [
+                button("Declare incident", HOME_DECLARE_ACTION, "declare", style="danger")
+            ],
+        },
+    ]
+    budget = 90  # Slack allows 100 blocks in a Home tab
+    for heading, views in (("Yours", mine), ("Other open incidents", others)):
+        blocks.append({"type": "divider"})
+        blocks.append({"type": "section", "text": _text(f"*{heading}*")})
+        if not views:
+            blocks.append({"type": "context", "elements": [_text("Nothing open.")]})
+        for view in views:
+            if len(blocks) >= budget:
+                break
+            blocks.append(home_incident_block(view))
+    return {"type": "home", "blocks": blocks[:100]}

@@ -42,7 +42,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator
 
 from bot.errors import PermanentProviderError, ProviderError
 from providers.base import (
@@ -114,6 +114,8 @@ def ovh_signature(
 
 class OvhSmsConfig(ProviderConfig):
     """SMS (OVH) config; see the module docstring."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)  # inputs may be secrets
 
     application_key: str = Field(min_length=1)
     application_secret: SecretStr

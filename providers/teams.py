@@ -23,7 +23,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, cast
 
-from pydantic import SecretStr, field_validator
+from pydantic import ConfigDict, SecretStr, field_validator
 
 from bot.errors import PermanentProviderError, RetryableProviderError
 from providers.base import (
@@ -149,6 +149,8 @@ def check_legacy_reply(text: str) -> None:
 
 class TeamsConfig(ProviderConfig):
     """TEAMS config. ``webhook_url``: the Workflows or connector URL (a secret)."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)  # inputs may be secrets
 
     webhook_url: SecretStr
 

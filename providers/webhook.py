@@ -83,7 +83,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, cast
 from urllib.parse import quote
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from bot.errors import PermanentProviderError, ProviderError
 from providers.base import (
@@ -367,6 +367,8 @@ TEMPLATE_VARIABLES = frozenset(template_fields(_sample_notification()))
 
 class WebhookConfig(ProviderConfig):
     """WEBHOOK config; see the module docstring for every key."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)  # inputs may be secrets
 
     format: WebhookFormat = "json"
     url: SecretStr | None = None

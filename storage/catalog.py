@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.models import (
@@ -44,8 +45,16 @@ def ensure_person(
             person = Person(slack_user_id=ref, email=email, display_name=display_name or "")
         else:
             person = Person(email=ref, display_name=display_name or "")
-        session.add(person)
-        session.flush()
+        try:
+            with session.begin_nested():
+                session.add(person)
+                session.flush()
+        except IntegrityError:
+            # Another transaction created the same person concurrently: use theirs.
+            found = get_person(session, ref=ref)
+            if found is None:
+                raise
+            person = found
     else:
         if looks_like_slack_user(ref) and person.slack_user_id is None:
             person.slack_user_id = ref

@@ -122,3 +122,10 @@ def upgrade(engine: Engine) -> None:
         cfg = alembic_config(str(engine.url.render_as_string(hide_password=False)))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A database error that goes away by running the transaction again (deadlock,
+    serialization failure, SQLite lock timeout)."""
+    text_ = str(getattr(exc, "orig", exc)).lower()
+    return any(word in text_ for word in ("deadlock detected", "could not serialize", "database is locked"))

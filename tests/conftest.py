@@ -11,14 +11,17 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from bot.server import Server
 from bot.settings import Settings, load_settings
+from bot.standins.slack_api import FakeSlack
+from bot.standins.slack_driver import SlackDriver
 from storage.db import make_engine, upgrade
 from storage.models import Base
 
@@ -26,6 +29,7 @@ ENV_PREFIXES = ("SLACK_", "IMAS_", "GOOGLE_")
 PG_URL = os.environ.get("IMAS_TEST_DATABASE_URL", "")
 SECRET = "test-signing-secret-0123456789"
 BOT_TOKEN = "xoxb-imas-test"
+SEED_CHANNEL = "C0123456789"
 
 
 @pytest.fixture(autouse=True)
@@ -96,3 +100,39 @@ def make_settings(database_url: str) -> Any:
         return load_settings(**values)
 
     return build
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    fake = FakeSlack(bot_token=BOT_TOKEN)
+    fake.start()
+    fake.add_channel("sre-core", channel_id=SEED_CHANNEL, members=("U0ALICE01",))
+    fake.add_user("U0ONCALL1", "oncall", email="oncall@example.com", real_name="On Call")
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def start_server(make_settings: Any, fake_slack: FakeSlack) -> Iterator[Callable[..., Server]]:
+    servers: list[Server] = []
+
+    def start(**overrides: Any) -> Server:
+        values = {"slack_bot_token": BOT_TOKEN, "slack_signing_secret": SECRET,
+                  "slack_api_url": fake_slack.url}
+        values.update(overrides)
+        server = Server(make_settings(**values))
+        server.start_in_thread()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def driver(fake_slack: FakeSlack) -> Callable[[Server], SlackDriver]:
+    def make(server: Server) -> SlackDriver:
+        return SlackDriver(f"http://127.0.0.1:{server.port}/slack/events", SECRET, fake_slack)
+
+    return make

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from bot.errors import InputError, NotFoundError
@@ -22,7 +22,8 @@ from bot.settings import SEVERITIES
 from storage import catalog
 from storage import incidents as incident_store
 from storage import outbox as outbox_store
-from storage.models import Incident, ImpactScope
+from storage.db import is_transient
+from storage.models import ImpactScope, Incident
 
 log = logging.getLogger(__name__)
 
@@ -147,11 +148,18 @@ def declare(
     """Declare in its own transaction, commit, wake the outbox. Safe under concurrent
     duplicate submissions: the loser of a unique-key race returns the winner's incident."""
     try:
-        with rt.transaction() as session:
-            incident, created = declare_incident(
-                session, rt, data=data, actor=actor, idempotency_key=idempotency_key
-            )
-            short_id, title = incident.short_id, incident.title
+        for attempt in range(4):
+            try:
+                with rt.transaction() as session:
+                    incident, created = declare_incident(
+                        session, rt, data=data, actor=actor, idempotency_key=idempotency_key
+                    )
+                    short_id, title = incident.short_id, incident.title
+                break
+            except OperationalError as exc:
+                if attempt == 3 or not is_transient(exc):
+                    raise
+                log.warning("declaration hit a transient database error; retrying: %s", type(exc).__name__)
     except IntegrityError:
         if not idempotency_key:
             raise

@@ -21,8 +21,8 @@ permissions and documents in memory and answers with Google's shapes:
   = a section break then one paragraph per line, indices 1-based in UTF-16 code units as
   in Google Docs, final newline), ``documents.batchUpdate`` with ``replaceAllText``,
   ``insertText``, ``deleteContentRange`` and (validated, then ignored: the model is plain
-  text) ``updateParagraphStyle``. Requests apply in order, all or nothing;
-  ``writeControl.requiredRevisionId`` is enforced.
+  text) ``updateParagraphStyle`` / ``deleteParagraphBullets``. Requests apply in
+  order, all or nothing; ``writeControl.requiredRevisionId`` is enforced.
 * Request bodies are validated against the discovery schemas bundled with
   googleapiclient (unknown fields are errors), so a misspelt request fails here as it
   would at Google (400 ``INVALID_ARGUMENT`` "Unknown name ...").
@@ -341,7 +341,9 @@ class FakeGoogle:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         self._server.fake = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         host, port = self._server.server_address[:2]
         self.url = f"http://{host}:{port}"
@@ -939,12 +941,12 @@ class FakeGoogle:
                 )
             a, b = _py_index(text, start - 1), _py_index(text, stop - 1)
             return text[:a] + text[b:], {}
-        if kind == "updateParagraphStyle":
+        if kind in ("updateParagraphStyle", "deleteParagraphBullets"):
             rng = spec.get("range") or {}
             start, stop = int(rng.get("startIndex", 0)), int(rng.get("endIndex", 0))
             if start < 1 or stop <= start or stop > end:
                 raise ValueError("Invalid range.")
-            if not spec.get("fields"):
+            if kind == "updateParagraphStyle" and not spec.get("fields"):
                 raise ValueError("fields is required.")
             return text, {}
         raise ValueError(f"FakeGoogle does not implement {kind}.")
@@ -957,6 +959,7 @@ def _b64(part: str) -> bytes:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "ESF"
+    disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls on keep-alive connections
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass

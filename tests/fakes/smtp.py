@@ -78,7 +78,7 @@ class _Handler:
                     login,
                 )
             )
-            self.inbox.messages.append(message)  # type: ignore[arg-type]
+            self.inbox.messages.append(message)
         return "250 OK"
 
 

@@ -67,7 +67,16 @@ def test_with_wait_keeps_other_query_params():
 
 
 def test_429_json_retry_after(recorder, http, notification):
-    recorder.script(PATH, [(429, {}, {"message": "You are being rate limited.", "retry_after": 2.5, "global": False})])
+    recorder.script(
+        PATH,
+        [
+            (
+                429,
+                {},
+                {"message": "You are being rate limited.", "retry_after": 2.5, "global": False},
+            )
+        ],
+    )
     with pytest.raises(RetryableProviderError) as err:
         provider(recorder, http).send(notification, Recipient("default"), idempotency_key="k")
     assert err.value.retry_after == 2.5
@@ -121,11 +130,15 @@ def test_private_target_refused_by_default(recorder, notification):
 
 def test_wrong_recipient_kind(recorder, http, notification):
     with pytest.raises(PermanentProviderError):
-        provider(recorder, http).send(notification, Recipient("email", "a@b.c"), idempotency_key="k")
+        provider(recorder, http).send(
+            notification, Recipient("email", "a@b.c"), idempotency_key="k"
+        )
 
 
 def test_check_reads_webhook(recorder, http):
-    recorder.default(PATH, Reply(200, body={"id": "123456", "name": "imas-hook", "channel_id": "77"}))
+    recorder.default(
+        PATH, Reply(200, body={"id": "123456", "name": "imas-hook", "channel_id": "77"})
+    )
     result = provider(recorder, http).check()
     assert result.ok and "imas-hook" in result.detail
     assert recorder.requests_for(PATH)[0].method == "GET"

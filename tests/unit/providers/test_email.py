@@ -141,7 +141,9 @@ def test_data_4xx_retryable_5xx_permanent(inbox):
 
 
 def test_connection_refused_is_retryable():
-    config = EmailConfig(host="127.0.0.1", port=free_port(), from_email="imas@example.com", timeout=1)
+    config = EmailConfig(
+        host="127.0.0.1", port=free_port(), from_email="imas@example.com", timeout=1
+    )
     p = EmailProvider(name="Mail", config=config, http=HttpClient())
     with pytest.raises(RetryableProviderError) as err:
         p.send(make_notification(), Recipient("email", "a@example.com"), idempotency_key="k")
@@ -158,7 +160,10 @@ def test_silent_server_times_out():
     thread.start()
     try:
         config = EmailConfig(
-            host="127.0.0.1", port=server.getsockname()[1], from_email="imas@example.com", timeout=0.5
+            host="127.0.0.1",
+            port=server.getsockname()[1],
+            from_email="imas@example.com",
+            timeout=0.5,
         )
         p = EmailProvider(name="Mail", config=config, http=HttpClient())
         with pytest.raises(RetryableProviderError) as err:
@@ -177,7 +182,9 @@ def test_starttls_not_offered():
         assert err.value.code == "starttls_unavailable"
         assert box.messages == []
         # explicitly plain text (trusted network only): delivered without TLS
-        provider(box, use_tls=False).send(make_notification(), Recipient("default"), idempotency_key="k")
+        provider(box, use_tls=False).send(
+            make_notification(), Recipient("default"), idempotency_key="k"
+        )
         assert not box.envelopes[0].tls
 
 

@@ -147,7 +147,9 @@ def test_create_from_template_fills_places_and_shares(fake: FakeGoogle, lid: Goo
     assert len(token_calls) == 1
     assert token_calls[0].body["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer"
     api_calls = [c for c in fake.calls if c.path != "/token"]
-    assert api_calls and all(c.headers["authorization"].startswith("Bearer ya29.") for c in api_calls)
+    assert api_calls and all(
+        c.headers["authorization"].startswith("Bearer ya29.") for c in api_calls
+    )
     copy = fake.calls_matching(r"/copy$")[0]
     assert copy.query["supportsAllDrives"] == "true"
 
@@ -168,7 +170,9 @@ def test_template_markers_are_reused_not_duplicated(fake: FakeGoogle, lid: Googl
     ]
 
 
-def test_create_from_scratch_has_every_seed_section(fake: FakeGoogle, sa_info: dict[str, Any]) -> None:
+def test_create_from_scratch_has_every_seed_section(
+    fake: FakeGoogle, sa_info: dict[str, Any]
+) -> None:
     lid = make_lid(fake, sa_info, google_lid_template_id=None)
     doc = lid.create_document(make_incident(), idempotency_key="k-scratch", team_email=None)
     assert not fake.calls_matching(r"/copy$")
@@ -212,11 +216,15 @@ def test_create_from_scratch_has_every_seed_section(fake: FakeGoogle, sa_info: d
     # Headings were styled in the same batch; the fake validated every range.
     batch = fake.calls_matching(r":batchUpdate$")[0].body
     styles = [r["updateParagraphStyle"] for r in batch["requests"] if "updateParagraphStyle" in r]
-    assert {"TITLE", "HEADING_1", "HEADING_2"} <= {s["paragraphStyle"]["namedStyleType"] for s in styles}
+    assert {"TITLE", "HEADING_1", "HEADING_2"} <= {
+        s["paragraphStyle"]["namedStyleType"] for s in styles
+    }
     assert batch["writeControl"]["requiredRevisionId"]
 
 
-def test_private_incident_is_not_shared_with_the_domain(fake: FakeGoogle, lid: GoogleDocsLid) -> None:
+def test_private_incident_is_not_shared_with_the_domain(
+    fake: FakeGoogle, lid: GoogleDocsLid
+) -> None:
     doc = lid.create_document(make_incident(private=True), idempotency_key="k", team_email=None)
     assert [p["type"] for p in fake.permissions(doc.document_id)] == ["user"]
 
@@ -243,7 +251,13 @@ def test_lost_copy_response_then_retry_makes_exactly_one_document(
 
 @pytest.mark.parametrize(
     "pattern",
-    [r"/copy$", r":batchUpdate$", r"^GET /v1/documents/", r"^POST .*/permissions$", r"^GET /drive/v3/files$"],
+    [
+        r"/copy$",
+        r":batchUpdate$",
+        r"^GET /v1/documents/",
+        r"^POST .*/permissions$",
+        r"^GET /drive/v3/files$",
+    ],
 )
 def test_server_error_once_is_retryable_then_the_retry_completes(
     fake: FakeGoogle, lid: GoogleDocsLid, pattern: str
@@ -274,7 +288,9 @@ def test_rate_limits_and_5xx_are_retryable(
 
 def test_repeat_creates_no_duplicate_permissions(fake: FakeGoogle, lid: GoogleDocsLid) -> None:
     for _ in range(2):
-        doc = lid.create_document(make_incident(), idempotency_key="k", team_email="sre@example.com")
+        doc = lid.create_document(
+            make_incident(), idempotency_key="k", team_email="sre@example.com"
+        )
     assert len(fake.calls_matching(r"^POST .*/permissions$")) == 3
     assert len(fake.permissions(doc.document_id)) == 3
     assert len(fake.calls_matching(r":batchUpdate$")) == 2  # fill + sections, once
@@ -296,7 +312,9 @@ def test_template_not_shared_is_permanent_and_names_the_service_account(
     assert not docs_with_key(fake, "k")
 
 
-def test_unknown_request_field_is_rejected_like_google(fake: FakeGoogle, lid: GoogleDocsLid) -> None:
+def test_unknown_request_field_is_rejected_like_google(
+    fake: FakeGoogle, lid: GoogleDocsLid
+) -> None:
     doc = lid.create_document(make_incident(), idempotency_key="k", team_email=None)
     with pytest.raises(PermanentProviderError) as info:
         lid._batch(doc.document_id, [{"replaceAllTxt": {"replaceText": "x"}}], None)
@@ -346,7 +364,12 @@ def doc_id(lid: GoogleDocsLid) -> str:
 
 
 def test_sync_header_twice_is_stable(fake: FakeGoogle, lid: GoogleDocsLid, doc_id: str) -> None:
-    acked = make_incident(status="ACKNOWLEDGED", severity="SEV2_HIGH", lead_name="Bob Durand", lead_email="bob@example.com")
+    acked = make_incident(
+        status="ACKNOWLEDGED",
+        severity="SEV2_HIGH",
+        lead_name="Bob Durand",
+        lead_email="bob@example.com",
+    )
     assert lid.sync_header(doc_id, acked, now=T0 + timedelta(minutes=5))
     after_first = fake.document_text(doc_id)
     assert region_lines(after_first, "status") == [
@@ -366,7 +389,9 @@ def test_append_timeline_is_idempotent_and_chronological(
     fake: FakeGoogle, lid: GoogleDocsLid, doc_id: str
 ) -> None:
     e1 = TimelineLine("101", T0, "CREATED", "Incident declared", "Alice Martin")
-    e2 = TimelineLine("102", T0 + timedelta(minutes=1), "ALERT_SENT", "Notification sent to Slack (SRE Core)")
+    e2 = TimelineLine(
+        "102", T0 + timedelta(minutes=1), "ALERT_SENT", "Notification sent to Slack (SRE Core)"
+    )
     e3 = TimelineLine("103", T0 + timedelta(minutes=2), "DOCUMENT_CREATED", "LID document created")
     assert lid.append_timeline(doc_id, [e3, e1]) == 2
     assert lid.append_timeline(doc_id, [e1, e2, e3]) == 1  # e2 arrives late, goes in between
@@ -390,10 +415,15 @@ def test_append_timeline_is_idempotent_and_chronological(
     )
 
 
-def test_write_resolution_is_idempotent_and_replaces(fake: FakeGoogle, lid: GoogleDocsLid, doc_id: str) -> None:
+def test_write_resolution_is_idempotent_and_replaces(
+    fake: FakeGoogle, lid: GoogleDocsLid, doc_id: str
+) -> None:
     assert lid.write_resolution(doc_id, "Failed over to the replica.\nRoot cause: disk full.")
     text = fake.document_text(doc_id)
-    assert region_lines(text, "resolution") == ["Failed over to the replica.", "Root cause: disk full."]
+    assert region_lines(text, "resolution") == [
+        "Failed over to the replica.",
+        "Root cause: disk full.",
+    ]
     assert not lid.write_resolution(doc_id, "Failed over to the replica.\nRoot cause: disk full.")
     assert fake.document_text(doc_id) == text
     assert lid.write_resolution(doc_id, "Corrected summary.")
@@ -427,26 +457,36 @@ def test_concurrent_human_edit_makes_imas_reread_instead_of_clobbering(
     fake: FakeGoogle, lid: GoogleDocsLid, doc_id: str
 ) -> None:
     def human_types_at_the_top() -> None:
-        fake.edit_document(doc_id, "Bridge call: https://meet.example.com/abc\n" + fake.document_text(doc_id))
+        fake.edit_document(
+            doc_id, "Bridge call: https://meet.example.com/abc\n" + fake.document_text(doc_id)
+        )
 
     fake.inject(r":batchUpdate$", status=None, action=human_types_at_the_top)
     assert lid.write_resolution(doc_id, "Rolled back the deploy.")
     text = fake.document_text(doc_id)
     assert text.startswith("Bridge call: https://meet.example.com/abc\nINC-A1B2C3 — ")
     assert region_lines(text, "resolution") == ["Rolled back the deploy."]
-    rejected = [c for c in fake.calls_matching(r":batchUpdate$")][-2:]
+    rejected = fake.calls_matching(r":batchUpdate$")[-2:]
     assert rejected[0].body["writeControl"] != rejected[1].body["writeControl"]
 
 
-def test_a_region_deleted_by_a_human_is_appended_again(fake: FakeGoogle, lid: GoogleDocsLid, doc_id: str) -> None:
+def test_a_region_deleted_by_a_human_is_appended_again(
+    fake: FakeGoogle, lid: GoogleDocsLid, doc_id: str
+) -> None:
     text = fake.document_text(doc_id)
-    kept = [line for line in text.splitlines() if "imas:timeline" not in line and line != "TIMELINE (IMAS)"]
+    kept = [
+        line
+        for line in text.splitlines()
+        if "imas:timeline" not in line and line != "TIMELINE (IMAS)"
+    ]
     fake.edit_document(doc_id, "\n".join(kept) + "\nLast human line\n")
     assert lid.append_timeline(doc_id, [TimelineLine("1", T0, "CREATED", "declared")]) == 1
     after = fake.document_text(doc_id)
     assert after.count("TIMELINE (IMAS)") == 1
     assert after.index("Last human line") < after.index("TIMELINE (IMAS)")
-    assert region_lines(after, "timeline") == ["2024-05-17 09:30:00 UTC · CREATED · declared ⟦ev:1⟧"]
+    assert region_lines(after, "timeline") == [
+        "2024-05-17 09:30:00 UTC · CREATED · declared ⟦ev:1⟧"
+    ]
 
 
 # ------------------------------------------------------------------ doctor
@@ -460,12 +500,16 @@ def test_check_reports_token_template_and_folder(fake: FakeGoogle, lid: GoogleDo
 
     fake.add_folder("read-only", writable=False)
     fake.deny(TEMPLATE_ID)
-    results = make_lid(fake, make_service_account(fake, SA_EMAIL), google_drive_folder_id="read-only").check()
+    results = make_lid(
+        fake, make_service_account(fake, SA_EMAIL), google_drive_folder_id="read-only"
+    ).check()
     assert [r.ok for r in results] == [True, False, False]
     assert SA_EMAIL in results[1].detail and SA_EMAIL in results[2].detail
 
 
-def test_check_with_rejected_key_stops_at_the_token(fake: FakeGoogle, sa_info: dict[str, Any]) -> None:
+def test_check_with_rejected_key_stops_at_the_token(
+    fake: FakeGoogle, sa_info: dict[str, Any]
+) -> None:
     other = make_service_account(fake, "other@x.iam.gserviceaccount.com")
     results = make_lid(fake, dict(sa_info, private_key=other["private_key"])).check()
     assert len(results) == 1 and not results[0].ok
@@ -473,7 +517,9 @@ def test_check_with_rejected_key_stops_at_the_token(fake: FakeGoogle, sa_info: d
 
 
 def test_doctor_without_google_is_a_single_not_configured_entry() -> None:
-    results = doctor_checks(load_settings(google_service_account_json=None, google_service_account_file=None))
+    results = doctor_checks(
+        load_settings(google_service_account_json=None, google_service_account_file=None)
+    )
     assert len(results) == 1 and "not configured" in results[0].detail
 
 

@@ -87,7 +87,9 @@ def test_text_body_optional_fields_missing():
 
 
 def test_resolution_summary_used_for_resolved():
-    n = make_notification("resolved", resolution_summary="Replaced the failed node", status="RESOLVED")
+    n = make_notification(
+        "resolved", resolution_summary="Replaced the failed node", status="RESOLVED"
+    )
     assert "Resolution summary:\nReplaced the failed node" in messages.text_body(n)
     explicit = make_notification("resolved", text="Explicit words", resolution_summary="other")
     assert "Explicit words" in messages.text_body(explicit)
@@ -162,6 +164,8 @@ def test_truncate():
     assert messages.truncate("abcdef", 4) == "abc…"
     assert len(messages.truncate("a" * 5000, 1024)) == 1024
     assert messages.truncate("abc", 0) == ""
+    assert messages.truncate("abcdef", 5, "...") == "ab..."
+    assert messages.truncate("abcdef", 2, "...") == "ab"
 
 
 def test_incident_dict_iso_dates(incident):

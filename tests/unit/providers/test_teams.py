@@ -59,7 +59,11 @@ def test_legacy_connector_200_with_error_text(recorder, http, notification):
         PATH,
         [
             (200, {}, "Microsoft Teams endpoint returned HTTP error 429 with ContextId x"),
-            (200, {}, "Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error 400"),
+            (
+                200,
+                {},
+                "Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error 400",
+            ),
             (200, {}, "1"),
         ],
     )
@@ -89,7 +93,9 @@ def test_timeout_and_private_guard(recorder, http, notification):
     with pytest.raises(RetryableProviderError):
         provider(recorder, http).send(notification, Recipient("default"), idempotency_key="k")
     with pytest.raises(PermanentProviderError):
-        provider(recorder, HttpClient()).send(notification, Recipient("default"), idempotency_key="k")
+        provider(recorder, HttpClient()).send(
+            notification, Recipient("default"), idempotency_key="k"
+        )
 
 
 def test_check_is_config_only(recorder, http):

@@ -12,7 +12,9 @@ from tests.unit.providers.conftest import make_notification, opsgenie_schema
 
 API_KEY = "genie-API-KEY-secret-0000"
 ALIAS = "imas-INC-A1B2C3"
-ACCEPTED = Reply(202, body={"result": "Request will be processed", "took": 0.1, "requestId": "req-1"})
+ACCEPTED = Reply(
+    202, body={"result": "Request will be processed", "took": 0.1, "requestId": "req-1"}
+)
 
 
 def provider(recorder, http, **overrides) -> WebhookProvider:
@@ -93,10 +95,14 @@ def test_ack_and_close_by_alias(recorder, http, opsgenie_definitions, event, ver
     assert req.json["source"] == "IMAS" and req.json["user"] == "Bob Durand"
 
 
-@pytest.mark.parametrize("event", ["status_update", "escalated", "severity_changed", "reopened", "page"])
+@pytest.mark.parametrize(
+    "event", ["status_update", "escalated", "severity_changed", "reopened", "page"]
+)
 def test_trigger_like_events_create_with_same_alias(recorder, http, opsgenie_definitions, event):
     recorder.default("/v2/alerts", ACCEPTED)
-    provider(recorder, http).send(make_notification(event, text="more"), Recipient("default"), idempotency_key="k")
+    provider(recorder, http).send(
+        make_notification(event, text="more"), Recipient("default"), idempotency_key="k"
+    )
     body = recorder.requests_for("/v2/alerts")[0].json
     validate(opsgenie_definitions, "CreateAlertPayload", body)
     assert body["alias"] == ALIAS
@@ -104,7 +110,9 @@ def test_trigger_like_events_create_with_same_alias(recorder, http, opsgenie_def
 
 def test_late_create_for_resolved_incident_closes(recorder, http):
     provider(recorder, http).send(
-        make_notification("status_update", status="RESOLVED"), Recipient("default"), idempotency_key="k"
+        make_notification("status_update", status="RESOLVED"),
+        Recipient("default"),
+        idempotency_key="k",
     )
     assert recorder.requests[0].path == f"/v2/alerts/{ALIAS}/close"
 

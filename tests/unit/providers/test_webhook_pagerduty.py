@@ -14,7 +14,9 @@ from tests.unit.providers.conftest import make_notification
 
 PATH = "/v2/enqueue"
 ROUTING_KEY = "R0UTINGKEYsecret0123456789abcdef"
-ACCEPTED = Reply(202, body={"status": "success", "message": "Event processed", "dedup_key": "imas-INC-A1B2C3"})
+ACCEPTED = Reply(
+    202, body={"status": "success", "message": "Event processed", "dedup_key": "imas-INC-A1B2C3"}
+)
 
 
 def provider(recorder, http, **overrides) -> WebhookProvider:
@@ -65,7 +67,10 @@ def test_trigger_payload_content(pagerduty_schema):
     body = pagerduty_event(make_notification("created"), ROUTING_KEY)
     validate(pagerduty_schema, body)
     payload = body["payload"]
-    assert payload["summary"] == "[SEV1_CRITICAL] INC-A1B2C3 Redis primary unreachable - redis-prod: created"
+    assert (
+        payload["summary"]
+        == "[SEV1_CRITICAL] INC-A1B2C3 Redis primary unreachable - redis-prod: created"
+    )
     assert payload["severity"] == "critical"
     assert payload["source"] == "imas"
     assert payload["component"] == "redis-prod"
@@ -77,10 +82,18 @@ def test_trigger_payload_content(pagerduty_schema):
 
 @pytest.mark.parametrize(
     ("severity", "expected"),
-    [("SEV1_CRITICAL", "critical"), ("SEV2_HIGH", "error"), ("SEV3_MEDIUM", "warning"), ("SEV4_LOW", "info")],
+    [
+        ("SEV1_CRITICAL", "critical"),
+        ("SEV2_HIGH", "error"),
+        ("SEV3_MEDIUM", "warning"),
+        ("SEV4_LOW", "info"),
+    ],
 )
 def test_severity_mapping(severity, expected):
-    assert pagerduty_event(make_notification(severity=severity), "k")["payload"]["severity"] == expected
+    assert (
+        pagerduty_event(make_notification(severity=severity), "k")["payload"]["severity"]
+        == expected
+    )
 
 
 def test_long_summary_truncated(pagerduty_schema):
@@ -118,7 +131,11 @@ def test_faults(recorder, http):
         [
             (500, {}, {"status": "error", "message": "boom", "errors": []}),
             (429, {"Retry-After": "2"}, ""),
-            (400, {}, {"status": "invalid event", "message": "Event object is invalid", "errors": ["x"]}),
+            (
+                400,
+                {},
+                {"status": "invalid event", "message": "Event object is invalid", "errors": ["x"]},
+            ),
             (401, {}, "unauthorized"),
             Reply(hang=2),
         ],
@@ -141,7 +158,9 @@ def test_faults(recorder, http):
 
 def test_private_guard(recorder):
     with pytest.raises(PermanentProviderError):
-        provider(recorder, HttpClient()).send(make_notification(), Recipient("default"), idempotency_key="k")
+        provider(recorder, HttpClient()).send(
+            make_notification(), Recipient("default"), idempotency_key="k"
+        )
     assert recorder.requests == []
 
 
