@@ -358,3 +358,7 @@ def provider_test(name: str) -> None:
     ok, detail = send_test(rt, name)
     click.echo(detail)
     sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

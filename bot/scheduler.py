@@ -17,6 +17,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
+from bot.flows import scheduled
 from bot.runtime import Runtime
 from storage.models import Lease, SeenRequest
 
@@ -61,7 +62,13 @@ def cleanup_seen_requests(rt: Runtime) -> int:
         return int(getattr(result, "rowcount", 0) or 0)
 
 
+def run_scheduled_tasks(rt: Runtime) -> int:
+    """Reminders, escalations and archiving that are due (``bot.flows.scheduled``)."""
+    return scheduled.run_due_tasks(rt)
+
+
 JOBS.append(cleanup_seen_requests)
+JOBS.append(run_scheduled_tasks)
 
 
 def tick(rt: Runtime, holder: str) -> int:

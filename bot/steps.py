@@ -255,6 +255,9 @@ def war_room_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
             data={"channel_id": channel_id, "invited": users}, external_key=f"war_room:{incident.id}",
         )
         _enqueue_refresh(session, incident, "war_room")
+        if rt.settings.google_enabled:
+            outbox_store.enqueue(session, kind="lid_sync", incident_id=incident.id,
+                                 idempotency_key=f"lid_sync:{incident.id}:war_room")
     rt.wake_outbox()
     return {"channel_id": channel_id, "summary_ts": summary_ts, "invited": users}
 
@@ -325,8 +328,47 @@ def lid_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
             external_key=f"lid:{incident.id}",
         )
         _enqueue_refresh(session, incident, "lid")
+        outbox_store.enqueue(session, kind="lid_sync", incident_id=incident.id,
+                             idempotency_key=f"lid_sync:{incident.id}:created")
     rt.wake_outbox()
     return {"document_id": document.document_id, "url": document.url}
+
+
+# Per-recipient delivery receipts stay in IMAS's timeline; the document keeps what a
+# post-mortem reader needs (status, severity, notes, roles, war room, pins...).
+DELIVERY_RECEIPTS = frozenset({"ALERT_SENT", "NOTIFICATION_FAILED"})
+
+
+def lid_sync_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
+    """Bring the living document up to date: header values, the timeline (each line
+    written once, in order; delivery receipts excluded), the resolution summary.
+    Idempotent."""
+    lid = rt.lid()
+    if lid is None:
+        return {"skipped": "Google is not configured"}
+    from providers.google_docs import TimelineLine
+
+    with rt.transaction() as session:
+        incident = _load(session, item)
+        document_id = incident.lid_document_id
+        if not document_id:
+            lid_rows = outbox_store.for_incident(session, incident_id=incident.id, kind="lid")
+            if not lid_rows or lid_rows[-1].state == "dead":
+                return {"skipped": "the incident has no LID document"}
+            raise Defer("waiting for the LID document", 2.0)
+        view = view_of(session, rt, incident)
+        lines = [TimelineLine(key=str(event.id), at=event.at, type=event.type, message=event.message,
+                              actor=event.actor)
+                 for event in incident_store.timeline(session, incident_id=incident.id)
+                 if event.type not in DELIVERY_RECEIPTS]
+        summary = incident.resolution_summary
+    lid.sync_header(document_id, view)
+    added = lid.append_timeline(document_id, lines)
+    if summary:
+        lid.write_resolution(document_id, summary)
+    with rt.transaction() as session:
+        _load(session, item).lid_synced_at = rt.clock()
+    return {"timeline_lines_added": added}
 
 
 # -- refresh ---------------------------------------------------------------------------
@@ -370,11 +412,15 @@ STEPS = {
     "war_room": war_room_step,
     "lid": lid_step,
     "refresh": refresh_step,
+    "lid_sync": lid_sync_step,
 }
 
 
 def make_worker(rt: Runtime) -> OutboxWorker:
-    return OutboxWorker(rt, steps=dict(STEPS), on_finish=on_finish)  # type: ignore[arg-type]
+    from bot.flows.slack_steps import STEPS as SLACK_STEPS  # posts, pins, archiving (issue 5)
+
+    steps = {**STEPS, **SLACK_STEPS}
+    return OutboxWorker(rt, steps=steps, on_finish=on_finish)  # type: ignore[arg-type]
 
 
 __all__ = ["STEPS", "make_worker", "on_finish", "RetryableProviderError"]

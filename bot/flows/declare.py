@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from bot.errors import InputError, NotFoundError
+from bot.flows import scheduled
 from bot.flows.common import Actor
 from bot.router import route_event
 from bot.runtime import Runtime
@@ -140,6 +141,7 @@ def enqueue_orchestration(session: Session, rt: Runtime, *, incident: Incident, 
                              incident_id=incident.id)
     route_event(session, rt, incident=incident, event="created", event_key="created",
                 actor=actor.label)
+    scheduled.sync_tasks(session, rt, incident=incident)
 
 
 def declare(

@@ -12,6 +12,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from bot.errors import ConflictError, InputError, NotFoundError
+from bot.flows import followups
 from bot.flows.common import Actor
 from bot.router import route_event
 from bot.runtime import Runtime
@@ -52,6 +53,7 @@ def _after_change(session: Session, rt: Runtime, incident: Incident, event: Time
                     text=text, actor=actor.label)
     outbox_store.enqueue(session, kind="refresh", incident_id=incident.id,
                          idempotency_key=f"refresh:{incident.id}:ev{key}")
+    followups.after_change(session, rt, incident=incident, event=event)
     if rt.settings.google_enabled:
         outbox_store.enqueue(session, kind="lid_sync", incident_id=incident.id,
                              idempotency_key=f"lid_sync:{incident.id}:ev{key}")

@@ -1,0 +1,103 @@
+"""Issue 4: the LID, created from the template through the running server's outbox,
+linked from Slack and the timeline, kept alive by later events, never doubled."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from bot.presenter import incident_json
+from providers.google_docs import PLACEHOLDERS, end_marker, start_marker
+from storage import incidents as store
+from storage.models import OutboxItem
+from tests.conftest import SEED_CHANNEL
+from tests.fakes.google_api import FakeGoogle, make_service_account
+from tests.scenario.conftest import wait_until
+from tests.scenario.test_seed_guide import apply_seed_config, declare_through_modal
+
+TEMPLATE = "LEAD INCIDENT DOCUMENT\n" + "\n".join(f"{name}: {{{{{name}}}}}" for name in PLACEHOLDERS) + \
+    "\nNotes written by humans stay here.\n"
+
+
+@pytest.fixture
+def google() -> Any:
+    fake = FakeGoogle()
+    fake.add_folder("folder-1", shared_drive=True)
+    fake.add_template("template-1", TEMPLATE, parent="folder-1")
+    yield fake
+    fake.close()
+
+
+def settled(rt: Any) -> Any:
+    with rt.transaction() as session:
+        _n, rows = store.list_incidents(session)
+        if not rows:
+            return None
+        data = incident_json(session, rt, rows[0], detail=True)
+        if all(d["state"] == "done" for d in data["deliveries"]) and data["lid_url"]:
+            return data
+        return None
+
+
+def test_lid_created_linked_and_kept_alive(tmp_path, database_url, start_server, driver, fake_slack, google):
+    apply_seed_config(tmp_path, database_url)
+    info = make_service_account(google)
+    server = start_server(google_service_account_json=json.dumps(info), google_api_endpoint=google.url,
+                          google_token_uri=google.token_uri, google_lid_template_id="template-1",
+                          google_drive_folder_id="folder-1", google_drive_domain="example.com")
+    slack = driver(server)
+    declare_through_modal(slack, fake_slack)
+    data = wait_until(lambda: settled(server.rt), timeout=20, message="LID and deliveries")
+
+    documents = [f for f in google.files.values() if f.get("name", "").startswith(data["short_id"])]
+    assert len(documents) == 1
+    doc_id = documents[0]["id"]
+    text = google.document_text(doc_id)
+    assert "{{" not in text
+    assert data["short_id"] in text and "[TEST] Redis Cluster Down" in text and "redis-prod" in text
+    assert "Notes written by humans stay here." in text
+    roles = {(p.get("type"), p.get("role"), p.get("emailAddress") or p.get("domain"))
+             for p in google.permissions(doc_id)}
+    assert ("group", "writer", "sre@example.com") in roles or ("user", "writer", "sre@example.com") in roles
+    assert ("domain", "reader", "example.com") in roles
+    assert any(t["type"] == "DOCUMENT_CREATED" for t in data["timeline"])
+    # Linked from the announcement (edited in place once the document exists).
+    announcement = next(m for m in fake_slack.messages(SEED_CHANNEL) if not m.get("thread_ts"))
+    assert data["lid_url"] in json.dumps(announcement["blocks"])
+
+    short_id = data["short_id"]
+    assert slack.slash(f"ack {short_id}").status_code == 200
+    assert slack.slash(f"severity SEV1 {short_id}").status_code == 200
+    assert slack.slash(f"note {short_id} cache flushed on node 3").status_code == 200
+    assert slack.slash(f"resolve {short_id} failover to replica").status_code == 200
+
+    def synced() -> bool:
+        with server.rt.transaction() as session:
+            rows = session.query(OutboxItem).filter(OutboxItem.state != "done").count()
+        body = google.document_text(doc_id)
+        return rows == 0 and "failover to replica" in body and "RESOLVED" in body
+
+    wait_until(synced, timeout=20, message="document synced")
+    body = google.document_text(doc_id)
+    timeline = body[body.index(start_marker("timeline")):body.index(end_marker("timeline"))]
+    order = [timeline.index(marker) for marker in
+             ("to ACKNOWLEDGED", "to SEV1_CRITICAL", "cache flushed on node 3", "to RESOLVED")]
+    assert order == sorted(order)
+    assert body.count("cache flushed on node 3") == 1
+
+    # Replaying the same outbox rows changes nothing.
+    before = google.document_text(doc_id)
+    from bot.steps import make_worker
+
+    worker = make_worker(server.rt)
+    with server.rt.transaction() as session:
+        rows = session.query(OutboxItem).filter(OutboxItem.kind.in_(("lid", "lid_sync"))).all()
+        for row in rows:
+            session.expunge(row)
+    server.worker.stop()
+    for row in rows:
+        worker.steps[row.kind](server.rt, row)
+    assert google.document_text(doc_id) == before
+    assert len([f for f in google.files.values() if f.get("name", "").startswith(short_id)]) == 1
