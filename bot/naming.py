@@ -1,4 +1,6 @@
-"""War-room channel names: ``inc-<short_id>-<slug of title>``.
+"""War-room channel names: ``inc-<short id>-<slug of title>``, e.g.
+``inc-a1b2c3-redis-cluster-down`` for INC-A1B2C3 (the short id's own ``INC-`` prefix is
+the channel's ``inc-``, rather than ``inc-inc-a1b2c3``).
 
 Slack's rules: lower-case letters, digits, hyphens and underscores only, at most 80
 characters, not only punctuation. The result is deterministic for a given incident, so a
@@ -21,7 +23,8 @@ def slugify(text: str) -> str:
 
 def channel_name(short_id: str, title: str, *, suffix: str = "") -> str:
     """The war-room channel name for an incident, at most 80 characters."""
-    base = f"inc-{short_id.lower()}"
+    code = short_id.lower()
+    base = code if code.startswith("inc-") else f"inc-{code}"
     slug = slugify(title)
     room = MAX_LEN - len(base) - len(suffix) - 1
     if slug and room > 0:

@@ -7,7 +7,7 @@ from concurrent.futures import Executor
 from slack_bolt import App
 
 from bot.runtime import Runtime
-from handlers.slack import actions, commands, events, views
+from handlers.slack import actions, commands, events, home, reminders, shortcuts, views
 
 
 def register(app: App, rt: Runtime, background: Executor) -> None:
@@ -15,3 +15,6 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
     views.register(app, rt, background)
     actions.register(app, rt, background)
     events.register(app, rt, background)
+    home.register(app, rt, background)
+    shortcuts.register(app, rt, background)
+    reminders.register(app, rt, background)

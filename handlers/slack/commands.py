@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
+from slack_sdk.webhook import WebhookClient
 
+from bot.doctor import run_checks
 from bot.errors import ImasError
-from bot.flows import lifecycle
+from bot.flows import lifecycle, paging
+from bot.flows import repair as repair_flow
 from bot.runtime import Runtime
 from bot.settings import SEVERITIES
+from handlers.slack.actions import update_modal
 from handlers.slack.common import actor_from, error_text, find_incident, in_background
 from providers.slack_blocks import HELP_TEXT, declare_modal, incident_list_text
 from storage import catalog
@@ -48,6 +54,10 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
             ack(text=error_text(exc))
             return
         rt.wake_outbox()
+        if isinstance(answer, AfterAck):
+            ack(text=answer.text or "")
+            in_background(background, answer.work, client, body)
+            return
         ack(text=answer)
 
 
@@ -174,6 +184,97 @@ def _oncall(rt: Runtime, body: dict[str, Any], rest: str) -> str:
     return "*On call*\n" + ("\n".join(lines) if lines else "No teams configured.")
 
 
+# -- subcommands added for issue 5: update, page, repair, doctor -------------------------
+
+
+@dataclass(frozen=True)
+class AfterAck:
+    """A subcommand's answer whose Slack work (``work(client, body)``: a modal, a slow
+    check) runs right after the ack, in the background pool."""
+
+    text: str | None
+    work: Callable[[WebClient, dict[str, Any]], None]
+
+
+def _update(rt: Runtime, body: dict[str, Any], rest: str) -> AfterAck:
+    incident = find_incident(rt, ref=_ref(rest), channel_id=body.get("channel_id"))
+    short_id = incident.short_id
+
+    def open_modal(client: WebClient, body: dict[str, Any]) -> None:
+        client.views_open(trigger_id=body["trigger_id"], view=update_modal(short_id))
+
+    return AfterAck(None, open_modal)
+
+
+def _page_target(rt: Runtime, text: str) -> tuple[str, str | None]:
+    """(target, reason) from ``<@U123|name> reason`` or ``Team Name reason``."""
+    mention = re.match(r"<@(\w+)(?:\|[^>]*)?>\s*(.*)", text, re.DOTALL)
+    if mention:
+        return mention.group(1), mention.group(2).strip() or None
+    with rt.transaction() as session:
+        names = sorted((t.name for t in catalog.list_teams(session)), key=len, reverse=True)
+    for name in names:
+        if text.lower() == name.lower() or text.lower().startswith(name.lower() + " "):
+            return name, text[len(name) :].strip() or None
+    return text, None
+
+
+def _page(rt: Runtime, body: dict[str, Any], rest: str) -> str:
+    text = INCIDENT_REF.sub("", rest, count=1).strip()
+    if not text:
+        return "Usage: `/incident page <team|@user> [reason]`"
+    target, reason = _page_target(rt, text)
+    incident = find_incident(rt, ref=_ref(rest), channel_id=body.get("channel_id"))
+    with rt.transaction() as session:
+        fresh = lifecycle.get_or_404(session, incident.id)
+        event = paging.page(
+            session, rt, incident=fresh, target=target, actor=actor_from(body, "command"),
+            reason=reason,
+        )
+        return f"📟 {event.message} for {fresh.short_id}."
+
+
+STEP_NAMES = {"war_room": "War room", "lid": "LID document", "refresh": "Refresh",
+              "lid_sync": "LID sync", "slack_post": "Message", "pin_fetch": "Pinned message",
+              "archive": "Archive"}  # fmt: skip
+STATE_ICONS = {"done": "✅", "pending": "⏳", "in_flight": "⏳", "failed": "⚠️", "dead": "❌"}
+
+
+def _repair(rt: Runtime, body: dict[str, Any], rest: str) -> str:
+    incident = find_incident(rt, ref=_ref(rest), channel_id=body.get("channel_id"))
+    with rt.transaction() as session:
+        fresh = lifecycle.get_or_404(session, incident.id)
+        report = repair_flow.repair(session, rt, incident=fresh, actor=actor_from(body, "command"))
+        lines = [f"🔧 *{fresh.short_id}*: {report.retried} failed step(s) queued again."]
+        for item in report.steps:
+            if item.kind == "refresh":
+                continue
+            name = STEP_NAMES.get(item.kind, item.kind)
+            if item.kind == "notify":
+                name = f"Notify {item.event} → {item.provider_name} {item.recipient or ''}".strip()
+            error = f" — {item.last_error[:120]}" if item.last_error and item.state != "done" else ""
+            lines.append(f"{STATE_ICONS.get(item.state, '•')} {name}: {item.state}{error}")
+        for task in report.tasks:
+            when = f" (due {task.due_at:%Y-%m-%d %H:%M} UTC)" if task.state == "scheduled" else ""
+            lines.append(f"🕒 {task.kind}: {task.state}{when}")
+    if len(lines) > 40:
+        lines = [*lines[:39], f"… and {len(lines) - 39} more"]
+    return "\n".join(lines)
+
+
+def _doctor(rt: Runtime, body: dict[str, Any], rest: str) -> AfterAck:
+    def run(client: WebClient, body: dict[str, Any]) -> None:
+        checks = run_checks(rt)
+        ok = all(check.ok for check in checks)
+        lines = [f"{'✅' if c.ok else '❌'} *{c.name}*: {c.detail}" for c in checks]
+        heading = "🩺 All checks passed" if ok else "🩺 Some checks failed"
+        WebhookClient(body["response_url"]).send(
+            text=heading + "\n" + "\n".join(lines), response_type="ephemeral"
+        )
+
+    return AfterAck("🩺 Running the checks…", run)
+
+
 SUBCOMMANDS = {
     "list": _list,
     "status": _show,
@@ -189,4 +290,8 @@ SUBCOMMANDS = {
     "doc": _doc,
     "oncall": _oncall,
     "help": lambda rt, body, rest: HELP_TEXT,
+    "update": _update,
+    "page": _page,
+    "repair": _repair,
+    "doctor": _doctor,
 }

@@ -59,7 +59,8 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
         if errors:
             ack(response_action="errors", errors=errors)
             return
-        actor = actor_from(body, "modal")
+        metadata = json.loads(view.get("private_metadata") or "{}")
+        actor = actor_from(body, str(metadata.get("via") or "modal"))
         try:
             incident, created = declare(rt, data=data, actor=actor,
                                         idempotency_key=f"slack-view:{view['id']}")
@@ -68,7 +69,6 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
             return
         ack()
         if created and actor.slack_user_id:
-            metadata = json.loads(view.get("private_metadata") or "{}")
             in_background(background, _confirm, client, actor.slack_user_id, metadata.get("channel_id"),
                           f"🚨 {incident.short_id} declared: {incident.title} ({incident.severity}). "
                           "The war room, the LID and the notifications are on their way.")

@@ -91,7 +91,7 @@ def test_seed_guide_end_to_end(tmp_path, database_url, start_server, driver, fak
 
     # The war room: name, topic, people, pinned summary, bookmarks.
     room = fake_slack.channel(data["war_room_channel_id"])
-    assert room.name == f"inc-{short_id.lower()}-test-redis-cluster-down"
+    assert room.name == f"{short_id.lower()}-test-redis-cluster-down"  # inc-a1b2c3-...
     assert "SEV2_HIGH" in room.topic and "redis-prod" in room.topic
     assert {"U0ALICE01", "U0ONCALL1"} <= room.members
     assert len(room.pins) == 1

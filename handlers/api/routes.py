@@ -1,0 +1,220 @@
+"""The REST API routes (SPEC §7): parse the request, call ``handlers.api.ops``, respond.
+
+Every route is role-checked (``require``), declared before the body dependency so an
+unauthenticated or unauthorised request is refused before its body is read. Bodies go
+through ``json_body`` (size limit, strict JSON, pydantic model).
+
+=======================================  =========  ==========================================
+Route                                    Role       Answer
+=======================================  =========  ==========================================
+POST /api/auth/token/                    (none)     ``{"token"}``; 400 bad credentials, 429
+GET  /api/v1/services/?search=           viewer     page of services
+GET  /api/v1/teams/                      viewer     page of teams
+GET  /api/v1/incidents/                  viewer     page of incidents (filters below)
+POST /api/v1/incidents/                  responder  201 incident (200 on Idempotency-Key repeat)
+GET  /api/v1/incidents/{ref}/            viewer     incident with timeline and deliveries
+PATCH /api/v1/incidents/{ref}/           responder  incident
+POST /api/v1/incidents/{ref}/acknowledge/ responder incident; 409 invalid transition
+POST /api/v1/incidents/{ref}/mitigate/   responder  idem
+POST /api/v1/incidents/{ref}/resolve/    responder  idem (``note``/``summary``: resolution)
+POST /api/v1/incidents/{ref}/reopen/     manager    idem
+POST /api/v1/incidents/{ref}/notes/      responder  201 timeline event
+GET  /api/v1/incidents/{ref}/timeline/   viewer     page of timeline events
+GET  /api/v1/alerts/                     viewer     page of alerts
+GET  /api/v1/metrics/                    viewer     counts, MTTD/MTTA/MTTR
+=======================================  =========  ==========================================
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse
+
+from bot.errors import InputError
+from bot.kpis import GROUPINGS, STATUSES
+from bot.runtime import Runtime
+from bot.settings import SEVERITIES
+from handlers.api import ops
+from handlers.api.auth import LoginLimiter, Principal, login, require
+from handlers.api.body import body_schema, json_body
+from handlers.api.pages import PageParams, page_params, paginated
+from handlers.api.schemas import (
+    AlertPage,
+    ErrorOut,
+    EventOut,
+    EventPage,
+    IncidentCreate,
+    IncidentOut,
+    IncidentPage,
+    IncidentPatch,
+    LoginIn,
+    LoginOut,
+    MetricsOut,
+    NoteIn,
+    ServicePage,
+    StatusChangeIn,
+    TeamPage,
+)
+from storage.alerts import ALERT_STATUSES, AlertFilter
+from storage.incidents import IncidentFilter
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Invalid input", "model": ErrorOut},
+    401: {"description": "Missing or invalid token", "model": ErrorOut},
+    403: {"description": "Role too low", "model": ErrorOut},
+    404: {"description": "No such object", "model": ErrorOut},
+    409: {"description": "Not possible in the current state", "model": ErrorOut},
+    413: {"description": "Body too large", "model": ErrorOut},
+}
+
+Viewer = Annotated[Principal, Depends(require("viewer"))]
+Responder = Annotated[Principal, Depends(require("responder"))]
+Manager = Annotated[Principal, Depends(require("manager"))]
+Page = Annotated[PageParams, Depends(page_params)]
+
+
+def _choices(values: list[str] | None, allowed: tuple[str, ...], name: str) -> list[str] | None:
+    """Repeated and/or comma-separated values, upper-cased and checked against ``allowed``."""
+    if not values:
+        return None
+    words = [w.strip().upper() for v in values for w in v.split(",") if w.strip()]
+    for word in words:
+        if word not in allowed:
+            raise InputError(f"{name}: unknown value {word[:40]!r}; expected one of {', '.join(allowed)}.",
+                             field=name)
+    return words or None
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def build_router(rt: Runtime) -> APIRouter:
+    """The REST routes, bound to ``rt`` (one login rate limiter per application)."""
+    router = APIRouter(responses=ERRORS)
+    limiter = LoginLimiter()
+
+    @router.post("/api/auth/token/", tags=["auth"], response_model=LoginOut,
+                 openapi_extra=body_schema(LoginIn))
+    def obtain_token(request: Request, body: Annotated[LoginIn, Depends(json_body(LoginIn))]) -> Any:
+        """Exchange a username and password (``imas user create``) for an API token."""
+        client = request.client.host if request.client else "unknown"
+        return login(rt, limiter, username=body.username, password=body.password, client=client)
+
+    @router.get("/api/v1/services/", tags=["catalog"], response_model=ServicePage)
+    def list_services(request: Request, _p: Viewer, page: Page,
+                      search: Annotated[str | None, Query(max_length=200)] = None) -> Any:
+        count, results = ops.services(rt, search=search, page=page)
+        return paginated(rt, request, page, count, results)
+
+    @router.get("/api/v1/teams/", tags=["catalog"], response_model=TeamPage)
+    def list_teams(request: Request, _p: Viewer, page: Page) -> Any:
+        count, results = ops.teams(rt, page=page)
+        return paginated(rt, request, page, count, results)
+
+    @router.get("/api/v1/incidents/", tags=["incidents"], response_model=IncidentPage)
+    def list_incidents(
+        request: Request, principal: Viewer, page: Page,
+        status: Annotated[list[str] | None, Query(description="TRIGGERED, ACKNOWLEDGED, MITIGATED, "
+                                                  "RESOLVED or OPEN; repeat or comma-separate")] = None,
+        severity: Annotated[list[str] | None, Query()] = None,
+        service: Annotated[str | None, Query(max_length=200, description="id or name")] = None,
+        team: Annotated[str | None, Query(max_length=200, description="id or name")] = None,
+        since: Annotated[datetime | None, Query(description="ISO 8601; created at or after")] = None,
+        search: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> Any:
+        statuses = _choices(status, (*STATUSES, "OPEN"), "status")
+        open_only = bool(statuses and "OPEN" in statuses)
+        chosen = [s for s in statuses or [] if s != "OPEN"]
+        filters = IncidentFilter(
+            status=chosen or None,
+            severity=_choices(severity, SEVERITIES, "severity"), service=service, team=team,
+            since=_aware(since), search=search or None, open_only=open_only,
+        )
+        count, results = ops.list_incidents(rt, principal, filters=filters, page=page)
+        return paginated(rt, request, page, count, results)
+
+    @router.post("/api/v1/incidents/", tags=["incidents"], status_code=201,
+                 response_model=IncidentOut, openapi_extra=body_schema(IncidentCreate),
+                 responses={200: {"description": "Idempotency-Key seen before: the first incident"}})
+    def create_incident(
+        principal: Responder,
+        body: Annotated[IncidentCreate, Depends(json_body(IncidentCreate))],
+        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    ) -> Any:
+        """Declare an incident; the same orchestration as Slack follows (war room,
+        announcements, LID)."""
+        data, created = ops.create_incident(rt, principal, body, idempotency_key)
+        return data if created else JSONResponse(data, status_code=200)
+
+    @router.get("/api/v1/incidents/{ref}/", tags=["incidents"], response_model=IncidentOut)
+    def get_incident(ref: str, principal: Viewer) -> Any:
+        """An incident by id or short id (``INC-A1B2C3``)."""
+        return ops.get_incident(rt, principal, ref)
+
+    @router.patch("/api/v1/incidents/{ref}/", tags=["incidents"], response_model=IncidentOut,
+                  openapi_extra=body_schema(IncidentPatch))
+    def patch_incident(ref: str, principal: Responder,
+                       body: Annotated[IncidentPatch, Depends(json_body(IncidentPatch))]) -> Any:
+        return ops.patch_incident(rt, principal, ref, body)
+
+    def status_route(action: str, role: str) -> None:
+        Who = Annotated[Principal, Depends(require(role))]
+        Body = Annotated[StatusChangeIn, Depends(json_body(StatusChangeIn, optional=True))]
+
+        def change(ref: str, principal: Who, body: Body) -> Any:
+            return ops.change_status(rt, principal, ref, action, body.text)
+
+        change.__name__ = f"{action}_incident"
+        change.__doc__ = f"{action.capitalize()} the incident ({role} role); 409 when not possible now."
+        router.add_api_route(f"/api/v1/incidents/{{ref}}/{action}/", change, methods=["POST"],
+                             tags=["incidents"], response_model=IncidentOut,
+                             openapi_extra=body_schema(StatusChangeIn, required=False))
+
+    for action in ("acknowledge", "mitigate", "resolve"):
+        status_route(action, "responder")
+    status_route("reopen", "manager")
+
+    @router.post("/api/v1/incidents/{ref}/notes/", tags=["incidents"], status_code=201,
+                 response_model=EventOut, openapi_extra=body_schema(NoteIn))
+    def add_note(ref: str, principal: Responder,
+                 body: Annotated[NoteIn, Depends(json_body(NoteIn))]) -> Any:
+        return ops.add_note(rt, principal, ref, body.text)
+
+    @router.get("/api/v1/incidents/{ref}/timeline/", tags=["incidents"], response_model=EventPage)
+    def get_timeline(request: Request, ref: str, principal: Viewer, page: Page) -> Any:
+        count, results = ops.timeline(rt, principal, ref, page)
+        return paginated(rt, request, page, count, results)
+
+    @router.get("/api/v1/alerts/", tags=["alerts"], response_model=AlertPage)
+    def list_alerts(
+        request: Request, _p: Viewer, page: Page,
+        status: Annotated[str | None, Query(description="firing or resolved")] = None,
+        source: Annotated[str | None, Query(max_length=32)] = None,
+        incident: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    ) -> Any:
+        if status is not None and status.lower() not in ALERT_STATUSES:
+            raise InputError(f"status: expected one of {', '.join(ALERT_STATUSES)}.", field="status")
+        filters = AlertFilter(status=status.lower() if status else None,
+                              source=source.lower() if source else None, incident_id=incident)
+        count, results = ops.alerts(rt, filters=filters, page=page)
+        return paginated(rt, request, page, count, results)
+
+    @router.get("/api/v1/metrics/", tags=["metrics"], response_model=MetricsOut)
+    def get_metrics(
+        _p: Viewer,
+        since: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
+        until: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
+        by: Annotated[str | None, Query(description=", ".join(GROUPINGS))] = None,
+    ) -> Any:
+        """Incident counts and MTTD/MTTA/MTTR (seconds: mean, p50, p90)."""
+        if by is not None and by not in GROUPINGS:
+            raise InputError(f"by: expected one of {', '.join(GROUPINGS)}.", field="by")
+        return ops.metrics(rt, since=_aware(since), until=_aware(until), by=by)
+
+    return router

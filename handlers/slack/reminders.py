@@ -1,0 +1,51 @@
+"""The Snooze buttons of status-update reminders."""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from bot.errors import ImasError
+from bot.flows import lifecycle, scheduled
+from bot.runtime import Runtime
+from handlers.slack.common import actor_from, error_text, in_background
+from providers.slack_blocks import SNOOZE_MINUTES, snooze_action_id
+
+
+def register(app: App, rt: Runtime, background: Executor) -> None:
+    def snooze_button(minutes: int) -> Any:
+        def handle(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+            short_id = body["actions"][0].get("value", "")
+            actor = actor_from(body, "button")
+            try:
+                with rt.transaction() as session:
+                    incident = lifecycle.get_or_404(session, short_id)
+                    due = scheduled.snooze(
+                        session, rt, incident=incident, minutes=minutes, actor=actor
+                    )
+            except ImasError as exc:
+                ack()
+                in_background(
+                    background,
+                    respond,
+                    {
+                        "response_type": "ephemeral",
+                        "replace_original": False,
+                        "text": error_text(exc),
+                    },
+                )
+                return
+            ack()
+            who = f"<@{actor.slack_user_id}>" if actor.slack_user_id else actor.label
+            text = (
+                f"⏰ Status-update reminder for {short_id} snoozed for {minutes} min by {who} "
+                f"(next one at {due:%H:%M} UTC)."
+            )
+            in_background(background, respond, {"replace_original": True, "text": text})
+
+        return handle
+
+    for minutes in SNOOZE_MINUTES:
+        app.action(snooze_action_id(minutes))(snooze_button(minutes))

@@ -1,0 +1,108 @@
+"""manifest.yml is a valid Slack app manifest and declares exactly what the code uses:
+the command, the shortcuts, the events, and the scopes of every Web API method called."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = ROOT.parent / "shared" / "reference" / "schemas" / "slack-app-manifest.schema.1.0.0.json"
+CODE_DIRS = ("bot", "handlers", "providers")
+STANDINS = ROOT / "bot" / "standins"
+
+# Bot scopes each Web API method needs (from Slack's method reference). Reading a channel
+# kind needs both the public and the private scope because war rooms may be private.
+METHOD_SCOPES = {
+    "auth.test": set(),
+    "bookmarks.add": {"bookmarks:write"},
+    "bookmarks.list": {"bookmarks:read"},
+    "chat.postMessage": {"chat:write"},
+    "chat.postEphemeral": {"chat:write"},
+    "chat.update": {"chat:write"},
+    "chat.getPermalink": set(),
+    "conversations.archive": {"channels:manage", "groups:write"},
+    "conversations.create": {"channels:manage", "groups:write"},
+    "conversations.history": {"channels:history", "groups:history"},
+    "conversations.info": {"channels:read", "groups:read"},
+    "conversations.invite": {"channels:manage", "groups:write"},
+    "conversations.list": {"channels:read", "groups:read"},
+    "conversations.open": {"im:write"},
+    "conversations.replies": {"channels:history", "groups:history"},
+    "conversations.setTopic": {"channels:manage", "groups:write"},
+    "conversations.unarchive": {"channels:manage", "groups:write"},
+    "pins.add": {"pins:write"},
+    "users.info": {"users:read"},
+    "users.lookupByEmail": {"users:read.email", "users:read"},
+    "views.open": set(),
+    "views.publish": set(),
+    "views.update": set(),
+    "views.push": set(),
+}
+EVENT_SCOPES = {"reaction_added": {"reactions:read"}, "reaction_removed": {"reactions:read"},
+                "app_home_opened": set()}
+
+
+def manifest() -> dict:
+    return yaml.safe_load((ROOT / "manifest.yml").read_text())
+
+
+def source_files() -> list[Path]:
+    files = []
+    for folder in CODE_DIRS:
+        files += [p for p in (ROOT / folder).rglob("*.py") if STANDINS not in p.parents]
+    return files
+
+
+def used_methods() -> set[str]:
+    methods: set[str] = set()
+    for path in source_files():
+        text = path.read_text()
+        methods |= set(re.findall(r'call\(\s*"([a-z]+\.[A-Za-z]+)"', text))
+        for name in re.findall(r"client\.([a-z]+_[a-zA-Z_]+)\(", text):
+            family, _, method = name.partition("_")
+            parts = method.split("_")
+            methods.add(family + "." + parts[0] + "".join(p.title() for p in parts[1:]))
+    return methods
+
+
+def used(pattern: str) -> set[str]:
+    found: set[str] = set()
+    for path in source_files():
+        found |= set(re.findall(pattern, path.read_text()))
+    return found
+
+
+def test_manifest_validates_against_slack_schema():
+    if not SCHEMA.exists():
+        pytest.fail(f"Slack's manifest schema is expected at {SCHEMA} (the shared/ folder beside the repo)")
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.Draft7Validator(schema).validate(manifest())
+
+
+def test_manifest_declares_exactly_the_command_shortcuts_and_events():
+    data = manifest()
+    commands = {c["command"] for c in data["features"]["slash_commands"]}
+    assert commands == used(r'app\.command\("(/[a-z-]+)"\)')
+    shortcuts = {s["callback_id"] for s in data["features"].get("shortcuts", [])}
+    assert shortcuts == used(r'app\.(?:shortcut|message_shortcut)\("([a-z_]+)"\)')
+    events = set(data["settings"]["event_subscriptions"]["bot_events"])
+    assert events == used(r'app\.event\("([a-z_]+)"\)') - {"app_mention"} | (
+        {"app_home_opened"} if data["features"]["app_home"]["home_tab_enabled"] else set())
+
+
+def test_manifest_scopes_are_exactly_those_the_code_needs():
+    methods = used_methods()
+    unknown = methods - set(METHOD_SCOPES)
+    assert not unknown, f"add the scopes of {sorted(unknown)} to METHOD_SCOPES and manifest.yml"
+    needed = {"commands"}
+    for method in methods:
+        needed |= METHOD_SCOPES[method]
+    for event in manifest()["settings"]["event_subscriptions"]["bot_events"]:
+        needed |= EVENT_SCOPES[event]
+    assert set(manifest()["oauth_config"]["scopes"]["bot"]) == needed
