@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from bot import metrics
 from bot.errors import AuthenticationError
 from bot.runtime import Runtime
-from bot.slack_app import build_bolt_app, dedup_key, first_time, verify_signature
+from bot.slack_app import ReplayCache, build_bolt_app, dedup_key, first_time, verify_signature
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ def create_app(rt: Runtime) -> FastAPI:
                   redoc_url=None)
     app.state.rt = rt
     bolt = None
+    replays = ReplayCache()
     if rt.settings.slack_enabled:
         bolt, background = build_bolt_app(rt)
         app.state.slack_background = background
@@ -51,8 +52,13 @@ def create_app(rt: Runtime) -> FastAPI:
             metrics.SLACK_REJECTED.inc()
             return JSONResponse({"error": str(exc)}, status_code=401)
         key = dedup_key(headers, body)
-        if key is not None and not await run_in_threadpool(first_time, rt, key):
-            return Response(status_code=200, headers={"X-Slack-No-Retry": "1"})
+        if key is not None:
+            if key.startswith("slack-event:"):  # Slack retries events, maybe to another replica
+                fresh = await run_in_threadpool(first_time, rt, key)
+            else:
+                fresh = replays.first_time(key)
+            if not fresh:
+                return Response(status_code=200, headers={"X-Slack-No-Retry": "1"})
         bolt_request = BoltRequest(body=body.decode("utf-8"), query=request.url.query,
                                    headers={k: [v] for k, v in headers.items()})
         bolt_response = await run_in_threadpool(bolt.dispatch, bolt_request)

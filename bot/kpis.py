@@ -105,7 +105,10 @@ _GROUP_KEY: dict[str, Callable[[_Row], str]] = {
 
 
 def compute(
-    session: Session, *, since: datetime | None = None, until: datetime | None = None,
+    session: Session,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
     by: str | None = None,
 ) -> dict[str, Any]:
     """The KPIs of incidents created in ``[since, until)``, optionally grouped ``by`` one
@@ -113,8 +116,16 @@ def compute(
     if by is not None and by not in GROUPINGS:
         raise ValueError(f"by must be one of {', '.join(GROUPINGS)}")
     query = (
-        select(Incident.status, Incident.severity, Service.name, Team.name, Incident.created_at,
-               Incident.detected_at, Incident.acknowledged_at, Incident.resolved_at)
+        select(
+            Incident.status,
+            Incident.severity,
+            Service.name,
+            Team.name,
+            Incident.created_at,
+            Incident.detected_at,
+            Incident.acknowledged_at,
+            Incident.resolved_at,
+        )
         .join(Service, Incident.service_id == Service.id)
         .outerjoin(Team, Incident.team_id == Team.id)
     )
@@ -124,8 +135,14 @@ def compute(
         query = query.where(Incident.created_at < until)
     rows = [_Row(*values) for values in session.execute(query)]
     result = summarise(rows)
-    result.update({"since": since.isoformat() if since else None,
-                   "until": until.isoformat() if until else None, "by": by, "groups": None})
+    result.update(
+        {
+            "since": since.isoformat() if since else None,
+            "until": until.isoformat() if until else None,
+            "by": by,
+            "groups": None,
+        }
+    )
     if by is not None:
         groups: dict[str, list[_Row]] = {}
         for row in rows:

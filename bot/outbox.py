@@ -7,8 +7,11 @@ target never holds the others. Each step is idempotent; outcome handling:
 * success -> ``done`` (the step's timeline events commit in the same transaction);
 * ``Defer`` -> back to ``pending`` shortly, attempt not counted (waiting on another step);
 * RetryableProviderError -> ``failed`` with ``next_attempt_at`` = now + max(Retry-After,
-  full-jitter exponential backoff capped at ``outbox_backoff_cap_seconds``);
-* PermanentProviderError, or ``outbox_max_attempts`` reached -> ``dead`` with the reason.
+  "equal jitter" exponential backoff: half the ceiling plus a random half, the ceiling
+  doubling from 2 s up to ``outbox_backoff_cap_seconds``), so a target that is down for
+  10 minutes sees about ten attempts;
+* PermanentProviderError, or a row still failing ``outbox_retry_hours`` after it was
+  created (or after ``outbox_max_attempts``) -> ``dead`` with the reason.
 
 A row left ``in_flight`` by a killed process is claimed again when its lease expires, so
 nothing is lost; steps check what is already done before acting, so nothing is doubled.
@@ -49,9 +52,9 @@ Finisher = Callable[[Session, Runtime, OutboxItem, bool, str | None], None]
 
 
 def backoff_seconds(attempt: int, *, cap: float, retry_after: float | None, rng: random.Random) -> float:
-    """Delay before the next attempt: full jitter, never sooner than ``retry_after``."""
-    ceiling = min(cap, 2.0 * (2 ** max(0, attempt - 1)))
-    delay = max(0.5, rng.uniform(0, ceiling))
+    """Delay before attempt ``attempt + 1``: equal jitter, never sooner than ``retry_after``."""
+    ceiling = min(cap, 2.0 * (2 ** max(0, min(attempt, 30) - 1)))
+    delay = ceiling / 2 + rng.uniform(0, ceiling / 2)
     if retry_after is not None:
         delay = max(delay, retry_after + rng.uniform(0, 0.5))
     return delay
@@ -170,7 +173,9 @@ class OutboxWorker:
             delivery_attempt.reset(token)
 
     def _retry_or_die(self, item: OutboxItem, error: str, retry_after: float | None) -> None:
-        if item.attempts >= self.rt.settings.outbox_max_attempts:
+        settings = self.rt.settings
+        age = self.rt.clock() - item.created_at
+        if item.attempts >= settings.outbox_max_attempts or age > timedelta(hours=settings.outbox_retry_hours):
             self._finish(item, state="dead", error=f"gave up after {item.attempts} attempts: {error}")
             return
         delay = backoff_seconds(item.attempts, cap=self.rt.settings.outbox_backoff_cap_seconds,

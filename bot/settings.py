@@ -43,10 +43,11 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", validation_alias="IMAS_LOG_LEVEL")
     log_format: str = Field("text", validation_alias="IMAS_LOG_FORMAT")
 
-    outbox_workers: int = Field(8, ge=1, le=64, validation_alias="IMAS_OUTBOX_WORKERS")
+    outbox_workers: int = Field(32, ge=1, le=128, validation_alias="IMAS_OUTBOX_WORKERS")
     outbox_poll_seconds: float = Field(1.0, gt=0, validation_alias="IMAS_OUTBOX_POLL_SECONDS")
     outbox_lease_seconds: float = Field(120.0, gt=0, validation_alias="IMAS_OUTBOX_LEASE_SECONDS")
-    outbox_max_attempts: int = Field(12, ge=1, validation_alias="IMAS_OUTBOX_MAX_ATTEMPTS")
+    outbox_max_attempts: int = Field(300, ge=1, validation_alias="IMAS_OUTBOX_MAX_ATTEMPTS")
+    outbox_retry_hours: float = Field(24.0, gt=0, validation_alias="IMAS_OUTBOX_RETRY_HOURS")
     outbox_backoff_cap_seconds: float = Field(
         300.0, gt=0, validation_alias="IMAS_OUTBOX_BACKOFF_CAP_SECONDS"
     )

@@ -153,7 +153,7 @@ def _slack(rt: Runtime, session: Session) -> SlackApi:
 
 
 def _bot_user_id(api: SlackApi) -> str:
-    return str(api.call("auth.test").get("user_id", ""))
+    return str(api.identity().get("user_id", ""))
 
 
 def _find_channel(api: SlackApi, name: str) -> dict[str, Any] | None:
@@ -222,7 +222,7 @@ def war_room_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
         channel_id = incident.war_room_channel_id
     if not channel_id:
         channel_id, name = _create_channel(api, incident)
-        team = (api.call("auth.test").get("team_id")) or ""
+        team = api.identity().get("team_id") or ""
         with rt.transaction() as session:
             incident = _load(session, item)
             incident.war_room_channel_id = channel_id

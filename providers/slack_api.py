@@ -61,6 +61,13 @@ class SlackApi:
         self.client = WebClient(token=token, base_url=base_url, timeout=int(max(1, timeout)))
         # Retries belong to the outbox (it honours Retry-After and records attempts).
         self.client.retry_handlers = []
+        self._identity: dict[str, Any] | None = None
+
+    def identity(self) -> dict[str, Any]:
+        """``auth.test`` of this token (bot user id, team id), fetched once."""
+        if self._identity is None:
+            self._identity = self.call("auth.test")
+        return self._identity
 
     def call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         """Call ``method`` (e.g. ``chat.postMessage``) and return the response data."""

@@ -34,17 +34,19 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, *, pool_size: int = 20) -> Engine:
+def make_engine(url: str, *, pool_size: int = 40) -> Engine:
     """Create an engine configured for IMAS on SQLite or PostgreSQL."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
         if url in ("sqlite://", "sqlite:///:memory:"):
             kwargs["poolclass"] = StaticPool
+        else:  # request threads + outbox workers each hold a connection briefly
+            kwargs.update(pool_size=pool_size, max_overflow=40, pool_timeout=30)
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True,
+    return create_engine(url, pool_size=pool_size // 2, max_overflow=40, pool_pre_ping=True,
                          pool_timeout=30)
 
 

@@ -53,7 +53,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.alert_rules import AlertRuleSpec, incident_key, match_rule, resolve_service, resolve_severity
+from bot.alert_rules import (
+    AlertRuleSpec,
+    incident_key,
+    match_rule,
+    resolve_service,
+    resolve_severity,
+)
 from bot.errors import InputError
 from bot.flows.common import Actor
 from bot.flows.declare import TITLE_MAX, DeclareInput, declare_incident
@@ -130,7 +136,7 @@ def ingest(rt: Runtime, *, source: str, alerts: Sequence[ParsedAlert]) -> Ingest
             if attempt == 2:
                 raise
             log.info("alert ingestion raced with a concurrent delivery; retrying once")
-    if result.created_incidents or result.resolved_incidents or result.incidents:
+    if result.incidents:
         rt.wake_outbox()
     return result
 
@@ -165,7 +171,9 @@ def bounded_fingerprint(alert: ParsedAlert) -> str:
 class _Batch:
     """State of one ingestion: rules, per-group first-start times, incidents touched."""
 
-    def __init__(self, session: Session, rt: Runtime, source: str, alerts: Sequence[ParsedAlert]):
+    def __init__(
+        self, session: Session, rt: Runtime, source: str, alerts: Sequence[ParsedAlert]
+    ) -> None:
         self.session = session
         self.rt = rt
         self.source = source
@@ -222,7 +230,9 @@ def _ingest_one(batch: _Batch, alert: ParsedAlert) -> None:
     row = alert_store.latest_for_fingerprint(session, source=batch.source, fingerprint=fingerprint)
     previous_status: str | None = None
     if row is not None and (
-        row.status == "firing" or alert.status == "resolved" or row.last_seen_at >= batch.now - window
+        row.status == "firing"
+        or alert.status == "resolved"
+        or row.last_seen_at >= batch.now - window
     ):
         previous_status = row.status
         row.count += 1
@@ -265,10 +275,14 @@ def _ingest_one(batch: _Batch, alert: ParsedAlert) -> None:
             _link_to_incident(batch, row, alert, rule, key)
         elif linked.is_open:
             batch.open_by_key.setdefault(key, linked)
+            batch.note_incident(linked)
     elif linked is not None and previous_status == "firing":
         incident_store.add_event(
-            session, incident=linked, type="ALERT_RESOLVED",
-            message=f"Alert resolved: {_label(alert)}", actor=batch.actor.label,
+            session,
+            incident=linked,
+            type="ALERT_RESOLVED",
+            message=f"Alert resolved: {_label(alert)}",
+            actor=batch.actor.label,
             source=batch.actor.origin,
             data={"alert_id": row.id, "source": batch.source, "fingerprint": fingerprint},
         )
@@ -301,11 +315,18 @@ def _link_to_incident(
     row.incident_key = key
     session.flush()
     incident_store.add_event(
-        session, incident=incident, type="ALERT_RECEIVED",
-        message=f"Alert firing: {_label(alert)}", actor=batch.actor.label,
+        session,
+        incident=incident,
+        type="ALERT_RECEIVED",
+        message=f"Alert firing: {_label(alert)}",
+        actor=batch.actor.label,
         source=batch.actor.origin,
-        data={"alert_id": row.id, "source": batch.source, "fingerprint": row.fingerprint,
-              "url": alert.url},
+        data={
+            "alert_id": row.id,
+            "source": batch.source,
+            "fingerprint": row.fingerprint,
+            "url": alert.url,
+        },
     )
     batch.note_incident(incident)
 
@@ -316,18 +337,26 @@ def _declare_for(
     session = batch.session
     service_name = resolve_service(rule, alert)
     if not service_name:
-        batch.result.unrouted.append(Unrouted(
-            alert.name, row.fingerprint,
-            "no service: set the rule's 'service' or a service/app/component/job label"))
+        batch.result.unrouted.append(
+            Unrouted(
+                alert.name,
+                row.fingerprint,
+                "no service: set the rule's 'service' or a service/app/component/job label",
+            )
+        )
         return None
-    service = session.scalar(select(Service).where(func.lower(Service.name) == service_name.lower()))
+    service = session.scalar(
+        select(Service).where(func.lower(Service.name) == service_name.lower())
+    )
     if service is None:
         batch.result.unrouted.append(
-            Unrouted(alert.name, row.fingerprint, f"unknown service {service_name!r}"))
+            Unrouted(alert.name, row.fingerprint, f"unknown service {service_name!r}")
+        )
         return None
     if not service.is_active:
         batch.result.unrouted.append(
-            Unrouted(alert.name, row.fingerprint, f"service {service.name!r} is inactive"))
+            Unrouted(alert.name, row.fingerprint, f"service {service.name!r} is inactive")
+        )
         return None
     started = batch.group_start.get(key) or alert.starts_at or row.first_seen_at
     idempotency_key = (
@@ -356,10 +385,18 @@ def _declare_for(
     except InputError as exc:
         batch.result.unrouted.append(Unrouted(alert.name, row.fingerprint, exc.message))
         return None
+    if not created and not incident.is_open:
+        # A replayed notification of an occurrence whose incident is over: leave it be.
+        return None
     if created:
         batch.result.created_incidents.append(incident.short_id)
-        log.info("alert %s (%s) opened incident %s", alert.name, batch.source, incident.short_id,
-                 extra={"incident": incident.short_id})
+        log.info(
+            "alert %s (%s) opened incident %s",
+            alert.name,
+            batch.source,
+            incident.short_id,
+            extra={"incident": incident.short_id},
+        )
     return incident
 
 
@@ -389,8 +426,17 @@ def _auto_resolve(batch: _Batch) -> None:
             continue
         if alert_store.firing_count(batch.session, incident_id=incident.id) > 0:
             continue
-        change_status(batch.session, batch.rt, incident=incident, status="RESOLVED",
-                      actor=batch.actor, summary=AUTO_RESOLVE_SUMMARY)
+        change_status(
+            batch.session,
+            batch.rt,
+            incident=incident,
+            status="RESOLVED",
+            actor=batch.actor,
+            summary=AUTO_RESOLVE_SUMMARY,
+        )
         batch.result.resolved_incidents.append(incident.short_id)
-        log.info("incident %s resolved: all its alerts resolved", incident.short_id,
-                 extra={"incident": incident.short_id})
+        log.info(
+            "incident %s resolved: all its alerts resolved",
+            incident.short_id,
+            extra={"incident": incident.short_id},
+        )

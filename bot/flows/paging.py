@@ -109,7 +109,13 @@ def page(
     key = f"page:{event.id}"
     if team is not None and team.id == incident.team_id:
         route_event(
-            session, rt, incident=incident, event="page", event_key=key, text=text, actor=actor.label
+            session,
+            rt,
+            incident=incident,
+            event="page",
+            event_key=key,
+            text=text,
+            actor=actor.label,
         )
     else:
         address = person_address(on_call)

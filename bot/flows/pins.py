@@ -7,6 +7,7 @@ records nothing) and the text is fetched by the ``pin_fetch`` outbox step.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -14,7 +15,6 @@ from sqlalchemy.orm import Session
 
 from bot.flows.common import Actor
 from bot.flows.slack_steps import enqueue_pin_fetch
-from bot.runtime import Runtime
 from storage import catalog
 from storage import incidents as incident_store
 from storage import outbox as outbox_store
@@ -32,15 +32,16 @@ def ts_to_datetime(ts: str) -> datetime:
 
 def pin_message(
     session: Session,
-    rt: Runtime,
     *,
     incident: Incident,
     channel: str,
     ts: str,
     author: str | None,
     actor: Actor,
+    request_key: str | None = None,
 ) -> TimelineEvent | None:
-    """Record the message; None when it is already in the timeline."""
+    """Record the message; None when it is already in the timeline. ``request_key``
+    identifies this pinning (the Slack ``event_id``)."""
     try:
         at = ts_to_datetime(ts)
     except (TypeError, ValueError):
@@ -59,7 +60,9 @@ def pin_message(
     )
     if event is None:
         return None
-    enqueue_pin_fetch(session, incident=incident, event=event)
+    enqueue_pin_fetch(
+        session, incident=incident, event=event, request_key=request_key or uuid.uuid4().hex
+    )
     return event
 
 

@@ -58,6 +58,4 @@ def repair(session: Session, rt: Runtime, *, incident: Incident, actor: Actor) -
         for kind in (scheduled.ESCALATION, scheduled.REMINDER, scheduled.ARCHIVE)
         if (task := scheduled.get_task(session, incident_id=incident.id, kind=kind)) is not None
     ]
-    return RepairReport(
-        retried, outbox_store.for_incident(session, incident_id=incident.id), tasks
-    )
+    return RepairReport(retried, outbox_store.for_incident(session, incident_id=incident.id), tasks)

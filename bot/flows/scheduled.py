@@ -426,7 +426,12 @@ def _fire_escalation(
     return True
 
 
-def _fire_archive(session: Session, rt: Runtime, task: ScheduledTask, incident: Incident) -> bool:
+def _fire_archive(
+    session: Session,
+    rt: Runtime,  # noqa: ARG001 - every firing function has the same signature
+    task: ScheduledTask,
+    incident: Incident,
+) -> bool:
     task.state = "done"
     if incident.status != "RESOLVED":
         task.state = "cancelled"

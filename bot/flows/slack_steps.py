@@ -25,6 +25,7 @@ from bot.runtime import Runtime
 from providers.slack import METADATA_EVENT
 from providers.slack_api import SlackApi
 from providers.slack_blocks import final_summary_text
+from storage import catalog
 from storage import incidents as incident_store
 from storage import outbox as outbox_store
 from storage.models import Incident, OutboxItem, TimelineEvent
@@ -59,11 +60,15 @@ def enqueue_post(
     )
 
 
-def enqueue_pin_fetch(session: Session, *, incident: Incident, event: TimelineEvent) -> OutboxItem:
+def enqueue_pin_fetch(
+    session: Session, *, incident: Incident, event: TimelineEvent, request_key: str
+) -> OutboxItem:
+    """``request_key`` names the pinning (a Slack ``event_id``): pinning again after an
+    unpin fetches again."""
     return outbox_store.enqueue(
         session,
         kind="pin_fetch",
-        idempotency_key=f"pin_fetch:{event.id}",
+        idempotency_key=f"pin_fetch:{event.external_key}:{request_key}"[:255],
         incident_id=incident.id,
         payload={"external_key": event.external_key, **(event.data or {})},
     )
@@ -117,9 +122,7 @@ def _war_room_or_wait(session: Session, incident: Incident) -> str | None:
 
 def _find_posted(api: SlackApi, channel: str, key: str) -> str | None:
     """The ts of our earlier post carrying ``key`` (a retry after an ambiguous failure)."""
-    data = api.call(
-        "conversations.history", channel=channel, limit=50, include_all_metadata=True
-    )
+    data = api.call("conversations.history", channel=channel, limit=50, include_all_metadata=True)
     for message in data.get("messages", []):
         meta = message.get("metadata") or {}
         if (
@@ -197,6 +200,15 @@ def slack_post_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
     return {"channel": target, "ts": ts}
 
 
+def _slack_name(api: SlackApi, user_id: str) -> str:
+    try:
+        user = api.call("users.info", user=user_id).get("user") or {}
+    except PermanentProviderError:
+        return user_id
+    profile = user.get("profile") or {}
+    return str(profile.get("display_name") or user.get("name") or user_id)
+
+
 def pin_fetch_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
     payload = item.payload or {}
     channel, ts = str(payload.get("channel") or ""), str(payload.get("ts") or "")
@@ -208,9 +220,7 @@ def pin_fetch_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
         )
         if event is None:
             return {"skipped": "unpinned before its text was fetched"}
-    data = api.call(
-        "conversations.history", channel=channel, latest=ts, inclusive=True, limit=1
-    )
+    data = api.call("conversations.history", channel=channel, latest=ts, inclusive=True, limit=1)
     message = next((m for m in data.get("messages", []) if m.get("ts") == ts), None)
     if message is None:  # a thread reply: history lists only the top level
         try:
@@ -225,12 +235,10 @@ def pin_fetch_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
     author = str(message.get("user") or payload.get("author") or "")
     name = author
     if author:
-        try:
-            user = api.call("users.info", user=author).get("user") or {}
-            profile = user.get("profile") or {}
-            name = str(profile.get("display_name") or user.get("name") or author)
-        except PermanentProviderError:
-            log.debug("users.info failed for %s; keeping the id", author)
+        with rt.transaction() as session:
+            person = catalog.get_person(session, ref=author)
+            known = person.label if person else None
+        name = known or _slack_name(api, author)
     text = str(message.get("text") or "")
     with rt.transaction() as session:
         event = session.scalar(

@@ -47,7 +47,9 @@ def _input_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 def _authentication_error(_request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Token"})
+    return JSONResponse(
+        {"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Token"}
+    )
 
 
 def _permission_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -58,17 +60,27 @@ def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = []
     for error in exc.errors():
-        location = [str(part) for part in error.get("loc", ()) if part not in ("query", "path", "header", "body")]
-        errors.append({"field": ".".join(location) or "request", "message": str(error.get("msg", "invalid"))})
+        location = [
+            str(part)
+            for part in error.get("loc", ())
+            if part not in ("query", "path", "header", "body")
+        ]
+        errors.append(
+            {"field": ".".join(location) or "request", "message": str(error.get("msg", "invalid"))}
+        )
     first = errors[0] if errors else {"field": "request", "message": "invalid"}
-    return JSONResponse({"detail": f"{first['field']}: {first['message']}", "errors": errors},
-                        status_code=400)
+    return JSONResponse(
+        {"detail": f"{first['field']}: {first['message']}", "errors": errors}, status_code=400
+    )
 
 
 def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
     log.warning("database unavailable: %s", type(exc).__name__)
-    return JSONResponse({"detail": "The database is unavailable; retry later."}, status_code=503,
-                        headers={"Retry-After": UNAVAILABLE_RETRY_AFTER})
+    return JSONResponse(
+        {"detail": "The database is unavailable; retry later."},
+        status_code=503,
+        headers={"Retry-After": UNAVAILABLE_RETRY_AFTER},
+    )
 
 
 def install(app: FastAPI, rt: Runtime) -> None:

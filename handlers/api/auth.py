@@ -71,8 +71,13 @@ class Principal:
         return self.rank >= auth_store.role_rank(role)
 
     def actor(self, via: str | None = None) -> Actor:
-        return Actor(label=self.label, source="api", slack_user_id=self.slack_user_id,
-                     email=self.email, via=via)
+        return Actor(
+            label=self.label,
+            source="api",
+            slack_user_id=self.slack_user_id,
+            email=self.email,
+            via=via,
+        )
 
 
 def credentials(header: str | None) -> str:
@@ -85,7 +90,8 @@ def credentials(header: str | None) -> str:
         raise AuthenticationError(NOT_PROVIDED)
     if len(parts) != 2:
         raise AuthenticationError(
-            "Invalid token header. No credentials provided." if len(parts) == 1
+            "Invalid token header. No credentials provided."
+            if len(parts) == 1
             else "Invalid token header. Token string should not contain spaces."
         )
     if scheme != "basic":
@@ -93,7 +99,9 @@ def credentials(header: str | None) -> str:
     try:
         decoded = base64.b64decode(parts[1], validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
-        raise AuthenticationError("Invalid basic header. Credentials not correctly base64 encoded.") from None
+        raise AuthenticationError(
+            "Invalid basic header. Credentials not correctly base64 encoded."
+        ) from None
     _user, sep, password = decoded.partition(":")
     if not sep or not password:
         raise AuthenticationError("Invalid basic header. The password must be the token.")
@@ -102,7 +110,9 @@ def credentials(header: str | None) -> str:
 
 def same_secret(given: str, expected: str) -> bool:
     """Constant-time comparison of two secrets (any characters)."""
-    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8", "replace"))
+    return hmac.compare_digest(
+        given.encode("utf-8", "replace"), expected.encode("utf-8", "replace")
+    )
 
 
 def authenticate_token(rt: Runtime, token: str) -> Principal:
@@ -126,8 +136,14 @@ def authenticate_token(rt: Runtime, token: str) -> Principal:
         now = rt.clock()
         if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
             row.last_used_at = now
-        return Principal(label=label, role=role, token_id=row.id, user_id=row.user_id,
-                         email=email, slack_user_id=slack_user_id)
+        return Principal(
+            label=label,
+            role=role,
+            token_id=row.id,
+            user_id=row.user_id,
+            email=email,
+            slack_user_id=slack_user_id,
+        )
 
 
 def check_role(principal: Principal, role: str) -> Principal:
@@ -141,7 +157,9 @@ def check_role(principal: Principal, role: str) -> Principal:
 def require(role: str) -> Callable[..., Principal]:
     """Dependency: the authenticated principal, at least ``role`` (401/403 otherwise)."""
 
-    def dependency(request: Request, authorization: str | None = Security(authorization_header)) -> Principal:
+    def dependency(
+        request: Request, authorization: str | None = Security(authorization_header)
+    ) -> Principal:
         rt: Runtime = request.app.state.rt
         return check_role(authenticate_token(rt, credentials(authorization)), role)
 
@@ -153,8 +171,13 @@ class LoginLimiter:
     """At most ``attempts`` failed logins per key within ``window`` seconds (in memory,
     per process). ``retry_after`` says how long a blocked key must wait."""
 
-    def __init__(self, attempts: int = 5, window: float = 300.0, max_keys: int = 10000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        attempts: int = 5,
+        window: float = 300.0,
+        max_keys: int = 10000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.attempts = attempts
         self.window = window
         self.max_keys = max_keys
@@ -196,23 +219,29 @@ class LoginLimiter:
             self._failures.pop(key, None)
 
 
-def login(rt: Runtime, limiter: LoginLimiter, *, username: str, password: str, client: str) -> dict[str, Any]:
+def login(
+    rt: Runtime, limiter: LoginLimiter, *, username: str, password: str, client: str
+) -> dict[str, Any]:
     """Exchange a username and password for a new API token (``{"token", "role",
     "username"}``). Wrong credentials -> InputError 400 (nothing written); too many
     failures from this client for this username -> HTTPException 429 with Retry-After."""
     key = (username.lower(), client)
     wait = limiter.retry_after(key)
     if wait is not None:
-        raise HTTPException(429, f"Too many failed login attempts. Retry in {wait} seconds.",
-                            headers={"Retry-After": str(wait)})
+        raise HTTPException(
+            429,
+            f"Too many failed login attempts. Retry in {wait} seconds.",
+            headers={"Retry-After": str(wait)},
+        )
     with rt.transaction() as session:
         user = auth_store.get_user(session, username=username)
         valid = auth_store.verify_password(password, user.password_hash if user else _DUMMY_HASH)
         if user is None or not valid or not user.is_active:
             limiter.failed(key)
             raise InputError(LOGIN_FAILED, field="non_field_errors")
-        _row, clear = auth_store.create_token(session, name=f"login:{user.username}", role=user.role,
-                                              user_id=user.id)
+        _row, clear = auth_store.create_token(
+            session, name=f"login:{user.username}", role=user.role, user_id=user.id
+        )
         role = user.role
     limiter.succeeded(key)
     return {"token": clear, "username": username, "role": role}

@@ -75,7 +75,11 @@ def decode_json(raw: bytes, *, strict_text: bool) -> Any:
         raise InputError("Invalid JSON: nested too deeply.", field="body") from None
     except (ValueError, TypeError) as exc:  # JSONDecodeError, UnicodeDecodeError, int digits
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
-        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        where = (
+            f" at line {exc.lineno} column {exc.colno}"
+            if isinstance(exc, json.JSONDecodeError)
+            else ""
+        )
         raise InputError(f"Invalid JSON: {reason}{where}.", field="body") from None
     return _clean(value, strict=strict_text)
 
@@ -110,7 +114,8 @@ def validation_message(exc: ValidationError) -> tuple[str, list[dict[str, str]]]
     errors = []
     for error in exc.errors(include_url=False, include_input=False):
         location = ".".join(str(part) for part in error.get("loc", ())) or "body"
-        errors.append({"field": location, "message": str(error.get("msg", "invalid"))})
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        errors.append({"field": location, "message": message})
     first = errors[0] if errors else {"field": "body", "message": "invalid"}
     return f"{first['field']}: {first['message']}", errors
 

@@ -30,8 +30,12 @@ from storage import incidents as incident_store
 from storage import outbox as outbox_store
 from storage.models import Alert, Incident, TimelineEvent
 
-STATUS_FOR_ACTION = {"acknowledge": "ACKNOWLEDGED", "mitigate": "MITIGATED",
-                     "resolve": "RESOLVED", "reopen": "TRIGGERED"}
+STATUS_FOR_ACTION = {
+    "acknowledge": "ACKNOWLEDGED",
+    "mitigate": "MITIGATED",
+    "resolve": "RESOLVED",
+    "reopen": "TRIGGERED",
+}
 IDEMPOTENCY_KEY_MAX = 200
 MAX_ID = 2**31 - 1
 
@@ -64,13 +68,22 @@ def visible_incident(session: Session, principal: Principal, ref: str) -> Incide
 
 # -- catalog -------------------------------------------------------------------------
 
-def services(rt: Runtime, *, search: str | None, page: PageParams) -> tuple[int, list[dict[str, Any]]]:
+
+def services(
+    rt: Runtime, *, search: str | None, page: PageParams
+) -> tuple[int, list[dict[str, Any]]]:
     with rt.transaction() as session:
         rows = catalog.list_services(session, search=search or None)
         return len(rows), [
-            {"id": s.id, "name": s.name, "owner_team": s.owner_team.name if s.owner_team else None,
-             "criticality": s.criticality, "runbook_url": s.runbook_url, "is_active": s.is_active}
-            for s in rows[page.offset:page.offset + page.size]
+            {
+                "id": s.id,
+                "name": s.name,
+                "owner_team": s.owner_team.name if s.owner_team else None,
+                "criticality": s.criticality,
+                "runbook_url": s.runbook_url,
+                "is_active": s.is_active,
+            }
+            for s in rows[page.offset : page.offset + page.size]
         ]
 
 
@@ -78,23 +91,31 @@ def teams(rt: Runtime, *, page: PageParams) -> tuple[int, list[dict[str, Any]]]:
     with rt.transaction() as session:
         rows = catalog.list_teams(session)
         return len(rows), [
-            {"id": t.id, "name": t.name, "slack_channel_id": t.slack_channel_id, "email": t.email,
-             "current_on_call": t.current_on_call.label if t.current_on_call else None,
-             "members": [m.label for m in t.members]}
-            for t in rows[page.offset:page.offset + page.size]
+            {
+                "id": t.id,
+                "name": t.name,
+                "slack_channel_id": t.slack_channel_id,
+                "email": t.email,
+                "current_on_call": t.current_on_call.label if t.current_on_call else None,
+                "members": [m.label for m in t.members],
+            }
+            for t in rows[page.offset : page.offset + page.size]
         ]
 
 
 # -- incidents -----------------------------------------------------------------------
 
-def list_incidents(rt: Runtime, principal: Principal, *, filters: incident_store.IncidentFilter,
-                   page: PageParams) -> tuple[int, list[dict[str, Any]]]:
+
+def list_incidents(
+    rt: Runtime, principal: Principal, *, filters: incident_store.IncidentFilter, page: PageParams
+) -> tuple[int, list[dict[str, Any]]]:
     filters.include_private = principal.at_least("manager")
     if _huge_id(filters.service) or _huge_id(filters.team):
         return 0, []
     with rt.transaction() as session:
-        count, rows = incident_store.list_incidents(session, filters=filters, offset=page.offset,
-                                                    limit=page.size)
+        count, rows = incident_store.list_incidents(
+            session, filters=filters, offset=page.offset, limit=page.size
+        )
         return count, [incident_json(session, rt, incident) for incident in rows]
 
 
@@ -103,8 +124,9 @@ def get_incident(rt: Runtime, principal: Principal, ref: str) -> dict[str, Any]:
         return incident_json(session, rt, visible_incident(session, principal, ref), detail=True)
 
 
-def create_incident(rt: Runtime, principal: Principal, body: IncidentCreate,
-                    idempotency_key: str | None) -> tuple[dict[str, Any], bool]:
+def create_incident(
+    rt: Runtime, principal: Principal, body: IncidentCreate, idempotency_key: str | None
+) -> tuple[dict[str, Any], bool]:
     """Declare (same flow as Slack; the outbox does the orchestration). Returns the
     incident JSON and whether it was created (False: the ``Idempotency-Key`` was used
     before, and the first incident is returned)."""
@@ -112,22 +134,40 @@ def create_incident(rt: Runtime, principal: Principal, body: IncidentCreate,
     if idempotency_key is not None:
         idempotency_key = idempotency_key.strip()
         if not idempotency_key or len(idempotency_key) > IDEMPOTENCY_KEY_MAX:
-            raise InputError(f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} characters.",
-                             field="Idempotency-Key")
+            raise InputError(
+                f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} characters.",
+                field="Idempotency-Key",
+            )
         key = f"api:{idempotency_key}"
     if _huge_id(body.service):
         raise NotFoundError(f"Unknown service {body.service!r}.", field="service")
-    data = DeclareInput(title=body.title, service=body.service, severity=body.severity,
-                        description=body.description, scopes=list(body.scopes), lead=body.lead,
-                        private=body.private, detected_at=body.detected_at)
-    incident, created = declare(rt, data=data, actor=principal.actor(via="rest"), idempotency_key=key)
+    data = DeclareInput(
+        title=body.title,
+        service=body.service,
+        severity=body.severity,
+        description=body.description,
+        scopes=list(body.scopes),
+        lead=body.lead,
+        private=body.private,
+        detected_at=body.detected_at,
+    )
+    incident, created = declare(
+        rt, data=data, actor=principal.actor(via="rest"), idempotency_key=key
+    )
     with rt.transaction() as session:
         fresh = lifecycle.get_or_404(session, incident.id)
         return incident_json(session, rt, fresh), created
 
 
-def update_details(session: Session, rt: Runtime, *, incident: Incident, principal: Principal,
-                   title: str | None, description: str | None) -> bool:
+def update_details(
+    session: Session,
+    rt: Runtime,
+    *,
+    incident: Incident,
+    principal: Principal,
+    title: str | None,
+    description: str | None,
+) -> bool:
     """Change title and/or description (a no-op for unchanged values). Writes one
     ``INCIDENT_UPDATED`` timeline event and refreshes the Slack surfaces. Returns True
     when something changed."""
@@ -142,107 +182,163 @@ def update_details(session: Session, rt: Runtime, *, incident: Incident, princip
         return False
     actor = principal.actor(via="rest")
     event = incident_store.add_event(
-        session, incident=incident, type="INCIDENT_UPDATED",
+        session,
+        incident=incident,
+        type="INCIDENT_UPDATED",
         message=f"{' and '.join(sorted(changes))} changed by {actor.label}".capitalize(),
-        actor=actor.label, source=actor.origin, data={"changes": sorted(changes)},
+        actor=actor.label,
+        source=actor.origin,
+        data={"changes": sorted(changes)},
     )
     assert event is not None
-    outbox_store.enqueue(session, kind="refresh", incident_id=incident.id,
-                         idempotency_key=f"refresh:{incident.id}:ev{event.id}")
+    outbox_store.enqueue(
+        session,
+        kind="refresh",
+        incident_id=incident.id,
+        idempotency_key=f"refresh:{incident.id}:ev{event.id}",
+    )
     if rt.settings.google_enabled:
-        outbox_store.enqueue(session, kind="lid_sync", incident_id=incident.id,
-                             idempotency_key=f"lid_sync:{incident.id}:ev{event.id}")
+        outbox_store.enqueue(
+            session,
+            kind="lid_sync",
+            incident_id=incident.id,
+            idempotency_key=f"lid_sync:{incident.id}:ev{event.id}",
+        )
     return True
 
 
-def patch_incident(rt: Runtime, principal: Principal, ref: str, patch: IncidentPatch) -> dict[str, Any]:
+def patch_incident(
+    rt: Runtime, principal: Principal, ref: str, patch: IncidentPatch
+) -> dict[str, Any]:
     """Apply every given field; values equal to the current ones are skipped (PATCH is
     declarative), so an empty or repeated PATCH writes nothing."""
     actor = principal.actor(via="rest")
     with rt.transaction() as session:
         incident = visible_incident(session, principal, ref)
-        update_details(session, rt, incident=incident, principal=principal, title=patch.title,
-                       description=patch.description)
+        update_details(
+            session,
+            rt,
+            incident=incident,
+            principal=principal,
+            title=patch.title,
+            description=patch.description,
+        )
         if patch.severity is not None and patch.severity != incident.severity:
-            lifecycle.change_severity(session, rt, incident=incident, severity=patch.severity,
-                                      actor=actor)
+            lifecycle.change_severity(
+                session, rt, incident=incident, severity=patch.severity, actor=actor
+            )
         if patch.lead is not None:
             current = incident.lead
             if current is None or patch.lead.lower() not in (
-                (current.email or "").lower(), (current.slack_user_id or "").lower()
+                (current.email or "").lower(),
+                (current.slack_user_id or "").lower(),
             ):
-                lifecycle.assign_role(session, rt, incident=incident, role="lead",
-                                      person_ref=patch.lead, actor=actor)
+                lifecycle.assign_role(
+                    session, rt, incident=incident, role="lead", person_ref=patch.lead, actor=actor
+                )
         session.flush()
+        session.expire(incident)  # reload relationships changed through their ids
         data = incident_json(session, rt, incident)
     rt.wake_outbox()
     return data
 
 
-def change_status(rt: Runtime, principal: Principal, ref: str, action: str,
-                  note: str | None) -> dict[str, Any]:
+def change_status(
+    rt: Runtime, principal: Principal, ref: str, action: str, note: str | None
+) -> dict[str, Any]:
     """acknowledge / mitigate / resolve / reopen. For resolve, ``note`` is the resolution
     summary; otherwise it is added as a timeline note. Invalid transition: ConflictError."""
     actor = principal.actor(via="rest")
     status = STATUS_FOR_ACTION[action]
     with rt.transaction() as session:
         incident = visible_incident(session, principal, ref)
-        lifecycle.change_status(session, rt, incident=incident, status=status, actor=actor,
-                                summary=note if status == "RESOLVED" else None)
+        lifecycle.change_status(
+            session,
+            rt,
+            incident=incident,
+            status=status,
+            actor=actor,
+            summary=note if status == "RESOLVED" else None,
+        )
         if note and status != "RESOLVED":
             lifecycle.add_note(session, rt, incident=incident, text=note, actor=actor)
         session.flush()
+        session.expire(incident)  # reload relationships changed through their ids
         data = incident_json(session, rt, incident)
     rt.wake_outbox()
     return data
 
 
 def event_json(event: TimelineEvent) -> dict[str, Any]:
-    return {"id": event.id, "at": _iso(event.at), "type": event.type, "message": event.message,
-            "actor": event.actor, "source": event.source, "data": event.data or {}}
+    return {
+        "id": event.id,
+        "at": _iso(event.at),
+        "type": event.type,
+        "message": event.message,
+        "actor": event.actor,
+        "source": event.source,
+        "data": event.data or {},
+    }
 
 
 def add_note(rt: Runtime, principal: Principal, ref: str, text: str) -> dict[str, Any]:
     with rt.transaction() as session:
         incident = visible_incident(session, principal, ref)
-        event = lifecycle.add_note(session, rt, incident=incident, text=text,
-                                   actor=principal.actor(via="rest"))
+        event = lifecycle.add_note(
+            session, rt, incident=incident, text=text, actor=principal.actor(via="rest")
+        )
         data = event_json(event)
     rt.wake_outbox()
     return data
 
 
-def timeline(rt: Runtime, principal: Principal, ref: str,
-             page: PageParams) -> tuple[int, list[dict[str, Any]]]:
+def timeline(
+    rt: Runtime, principal: Principal, ref: str, page: PageParams
+) -> tuple[int, list[dict[str, Any]]]:
     with rt.transaction() as session:
         incident = visible_incident(session, principal, ref)
         events = incident_store.timeline(session, incident_id=incident.id)
-        return len(events), [event_json(e) for e in events[page.offset:page.offset + page.size]]
+        return len(events), [event_json(e) for e in events[page.offset : page.offset + page.size]]
 
 
 # -- alerts and KPIs -----------------------------------------------------------------
 
+
 def alert_json(alert: Alert, short_id: str | None) -> dict[str, Any]:
     return {
-        "id": alert.id, "source": alert.source, "fingerprint": alert.fingerprint,
-        "status": alert.status, "name": alert.name, "summary": alert.summary,
-        "labels": alert.labels or {}, "annotations": alert.annotations or {},
-        "group_key": alert.group_key, "incident_key": alert.incident_key,
-        "incident_id": alert.incident_id, "incident": short_id, "rule": alert.rule_name,
-        "count": alert.count, "starts_at": _iso(alert.starts_at), "ends_at": _iso(alert.ends_at),
-        "first_seen_at": _iso(alert.first_seen_at), "last_seen_at": _iso(alert.last_seen_at),
+        "id": alert.id,
+        "source": alert.source,
+        "fingerprint": alert.fingerprint,
+        "status": alert.status,
+        "name": alert.name,
+        "summary": alert.summary,
+        "labels": alert.labels or {},
+        "annotations": alert.annotations or {},
+        "group_key": alert.group_key,
+        "incident_key": alert.incident_key,
+        "incident_id": alert.incident_id,
+        "incident": short_id,
+        "rule": alert.rule_name,
+        "count": alert.count,
+        "starts_at": _iso(alert.starts_at),
+        "ends_at": _iso(alert.ends_at),
+        "first_seen_at": _iso(alert.first_seen_at),
+        "last_seen_at": _iso(alert.last_seen_at),
     }
 
 
-def alerts(rt: Runtime, *, filters: alert_store.AlertFilter,
-           page: PageParams) -> tuple[int, list[dict[str, Any]]]:
+def alerts(
+    rt: Runtime, *, filters: alert_store.AlertFilter, page: PageParams
+) -> tuple[int, list[dict[str, Any]]]:
     with rt.transaction() as session:
-        count, rows = alert_store.list_alerts(session, filters=filters, offset=page.offset,
-                                              limit=page.size)
+        count, rows = alert_store.list_alerts(
+            session, filters=filters, offset=page.offset, limit=page.size
+        )
         return count, [alert_json(alert, short_id) for alert, short_id in rows]
 
 
-def metrics(rt: Runtime, *, since: datetime | None, until: datetime | None,
-            by: str | None) -> dict[str, Any]:
+def metrics(
+    rt: Runtime, *, since: datetime | None, until: datetime | None, by: str | None
+) -> dict[str, Any]:
     with rt.transaction() as session:
         return kpis.compute(session, since=since, until=until, by=by)

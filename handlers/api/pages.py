@@ -28,7 +28,9 @@ class PageParams:
 
 def page_params(
     page: int = Query(1, ge=1, le=1_000_000, description="Page number, from 1."),
-    page_size: int = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Results per page."),
+    page_size: int = Query(
+        DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Results per page."
+    ),
 ) -> PageParams:
     """Dependency: the requested page (400 when out of range)."""
     return PageParams(page=page, size=page_size)
@@ -42,8 +44,9 @@ def _url(rt: Runtime, request: Request, page: int) -> str:
     return f"{rt.settings.base_url}{request.url.path}" + (f"?{query}" if query else "")
 
 
-def paginated(rt: Runtime, request: Request, params: PageParams, count: int,
-              results: list[Any]) -> dict[str, Any]:
+def paginated(
+    rt: Runtime, request: Request, params: PageParams, count: int, results: list[Any]
+) -> dict[str, Any]:
     """The page envelope for ``results`` (already the requested slice) out of ``count``."""
     has_next = params.offset + len(results) < count
     has_previous = params.page > 1

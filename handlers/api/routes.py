@@ -83,8 +83,10 @@ def _choices(values: list[str] | None, allowed: tuple[str, ...], name: str) -> l
     words = [w.strip().upper() for v in values for w in v.split(",") if w.strip()]
     for word in words:
         if word not in allowed:
-            raise InputError(f"{name}: unknown value {word[:40]!r}; expected one of {', '.join(allowed)}.",
-                             field=name)
+            raise InputError(
+                f"{name}: unknown value {word[:40]!r}; expected one of {', '.join(allowed)}.",
+                field=name,
+            )
     return words or None
 
 
@@ -99,16 +101,26 @@ def build_router(rt: Runtime) -> APIRouter:
     router = APIRouter(responses=ERRORS)
     limiter = LoginLimiter()
 
-    @router.post("/api/auth/token/", tags=["auth"], response_model=LoginOut,
-                 openapi_extra=body_schema(LoginIn))
-    def obtain_token(request: Request, body: Annotated[LoginIn, Depends(json_body(LoginIn))]) -> Any:
+    @router.post(
+        "/api/auth/token/",
+        tags=["auth"],
+        response_model=LoginOut,
+        openapi_extra=body_schema(LoginIn),
+    )
+    def obtain_token(
+        request: Request, body: Annotated[LoginIn, Depends(json_body(LoginIn))]
+    ) -> Any:
         """Exchange a username and password (``imas user create``) for an API token."""
         client = request.client.host if request.client else "unknown"
         return login(rt, limiter, username=body.username, password=body.password, client=client)
 
     @router.get("/api/v1/services/", tags=["catalog"], response_model=ServicePage)
-    def list_services(request: Request, _p: Viewer, page: Page,
-                      search: Annotated[str | None, Query(max_length=200)] = None) -> Any:
+    def list_services(
+        request: Request,
+        _p: Viewer,
+        page: Page,
+        search: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> Any:
         count, results = ops.services(rt, search=search, page=page)
         return paginated(rt, request, page, count, results)
 
@@ -119,13 +131,22 @@ def build_router(rt: Runtime) -> APIRouter:
 
     @router.get("/api/v1/incidents/", tags=["incidents"], response_model=IncidentPage)
     def list_incidents(
-        request: Request, principal: Viewer, page: Page,
-        status: Annotated[list[str] | None, Query(description="TRIGGERED, ACKNOWLEDGED, MITIGATED, "
-                                                  "RESOLVED or OPEN; repeat or comma-separate")] = None,
+        request: Request,
+        principal: Viewer,
+        page: Page,
+        status: Annotated[
+            list[str] | None,
+            Query(
+                description="TRIGGERED, ACKNOWLEDGED, MITIGATED, "
+                "RESOLVED or OPEN; repeat or comma-separate"
+            ),
+        ] = None,
         severity: Annotated[list[str] | None, Query()] = None,
         service: Annotated[str | None, Query(max_length=200, description="id or name")] = None,
         team: Annotated[str | None, Query(max_length=200, description="id or name")] = None,
-        since: Annotated[datetime | None, Query(description="ISO 8601; created at or after")] = None,
+        since: Annotated[
+            datetime | None, Query(description="ISO 8601; created at or after")
+        ] = None,
         search: Annotated[str | None, Query(max_length=200)] = None,
     ) -> Any:
         statuses = _choices(status, (*STATUSES, "OPEN"), "status")
@@ -133,15 +154,25 @@ def build_router(rt: Runtime) -> APIRouter:
         chosen = [s for s in statuses or [] if s != "OPEN"]
         filters = IncidentFilter(
             status=chosen or None,
-            severity=_choices(severity, SEVERITIES, "severity"), service=service, team=team,
-            since=_aware(since), search=search or None, open_only=open_only,
+            severity=_choices(severity, SEVERITIES, "severity"),
+            service=service,
+            team=team,
+            since=_aware(since),
+            search=search or None,
+            open_only=open_only,
         )
         count, results = ops.list_incidents(rt, principal, filters=filters, page=page)
         return paginated(rt, request, page, count, results)
 
-    @router.post("/api/v1/incidents/", tags=["incidents"], status_code=201,
-                 response_model=IncidentOut, openapi_extra=body_schema(IncidentCreate),
-                 responses={200: {"description": "Idempotency-Key seen before: the first incident"}})
+    @router.post(
+        "/api/v1/incidents/",
+        tags=["incidents"],
+        status_code=201,
+        response_model=IncidentOut,
+        response_model_exclude_unset=True,
+        openapi_extra=body_schema(IncidentCreate),
+        responses={200: {"description": "Idempotency-Key seen before: the first incident"}},
+    )
     def create_incident(
         principal: Responder,
         body: Annotated[IncidentCreate, Depends(json_body(IncidentCreate))],
@@ -152,38 +183,67 @@ def build_router(rt: Runtime) -> APIRouter:
         data, created = ops.create_incident(rt, principal, body, idempotency_key)
         return data if created else JSONResponse(data, status_code=200)
 
-    @router.get("/api/v1/incidents/{ref}/", tags=["incidents"], response_model=IncidentOut)
+    @router.get(
+        "/api/v1/incidents/{ref}/",
+        tags=["incidents"],
+        response_model=IncidentOut,
+        response_model_exclude_unset=True,
+    )
     def get_incident(ref: str, principal: Viewer) -> Any:
         """An incident by id or short id (``INC-A1B2C3``)."""
         return ops.get_incident(rt, principal, ref)
 
-    @router.patch("/api/v1/incidents/{ref}/", tags=["incidents"], response_model=IncidentOut,
-                  openapi_extra=body_schema(IncidentPatch))
-    def patch_incident(ref: str, principal: Responder,
-                       body: Annotated[IncidentPatch, Depends(json_body(IncidentPatch))]) -> Any:
+    @router.patch(
+        "/api/v1/incidents/{ref}/",
+        tags=["incidents"],
+        response_model=IncidentOut,
+        response_model_exclude_unset=True,
+        openapi_extra=body_schema(IncidentPatch),
+    )
+    def patch_incident(
+        ref: str,
+        principal: Responder,
+        body: Annotated[IncidentPatch, Depends(json_body(IncidentPatch))],
+    ) -> Any:
         return ops.patch_incident(rt, principal, ref, body)
 
     def status_route(action: str, role: str) -> None:
         Who = Annotated[Principal, Depends(require(role))]
         Body = Annotated[StatusChangeIn, Depends(json_body(StatusChangeIn, optional=True))]
 
-        def change(ref: str, principal: Who, body: Body) -> Any:
+        def change(ref: str, principal: Principal, body: StatusChangeIn) -> Any:
             return ops.change_status(rt, principal, ref, action, body.text)
 
+        # Real objects, not strings: FastAPI resolves string annotations in module globals.
+        change.__annotations__ = {"ref": str, "principal": Who, "body": Body, "return": Any}
         change.__name__ = f"{action}_incident"
-        change.__doc__ = f"{action.capitalize()} the incident ({role} role); 409 when not possible now."
-        router.add_api_route(f"/api/v1/incidents/{{ref}}/{action}/", change, methods=["POST"],
-                             tags=["incidents"], response_model=IncidentOut,
-                             openapi_extra=body_schema(StatusChangeIn, required=False))
+        change.__doc__ = (
+            f"{action.capitalize()} the incident ({role} role); 409 when not possible now."
+        )
+        router.add_api_route(
+            f"/api/v1/incidents/{{ref}}/{action}/",
+            change,
+            methods=["POST"],
+            tags=["incidents"],
+            response_model=IncidentOut,
+            response_model_exclude_unset=True,
+            openapi_extra=body_schema(StatusChangeIn, required=False),
+        )
 
     for action in ("acknowledge", "mitigate", "resolve"):
         status_route(action, "responder")
     status_route("reopen", "manager")
 
-    @router.post("/api/v1/incidents/{ref}/notes/", tags=["incidents"], status_code=201,
-                 response_model=EventOut, openapi_extra=body_schema(NoteIn))
-    def add_note(ref: str, principal: Responder,
-                 body: Annotated[NoteIn, Depends(json_body(NoteIn))]) -> Any:
+    @router.post(
+        "/api/v1/incidents/{ref}/notes/",
+        tags=["incidents"],
+        status_code=201,
+        response_model=EventOut,
+        openapi_extra=body_schema(NoteIn),
+    )
+    def add_note(
+        ref: str, principal: Responder, body: Annotated[NoteIn, Depends(json_body(NoteIn))]
+    ) -> Any:
         return ops.add_note(rt, principal, ref, body.text)
 
     @router.get("/api/v1/incidents/{ref}/timeline/", tags=["incidents"], response_model=EventPage)
@@ -193,15 +253,22 @@ def build_router(rt: Runtime) -> APIRouter:
 
     @router.get("/api/v1/alerts/", tags=["alerts"], response_model=AlertPage)
     def list_alerts(
-        request: Request, _p: Viewer, page: Page,
+        request: Request,
+        _p: Viewer,
+        page: Page,
         status: Annotated[str | None, Query(description="firing or resolved")] = None,
         source: Annotated[str | None, Query(max_length=32)] = None,
         incident: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     ) -> Any:
         if status is not None and status.lower() not in ALERT_STATUSES:
-            raise InputError(f"status: expected one of {', '.join(ALERT_STATUSES)}.", field="status")
-        filters = AlertFilter(status=status.lower() if status else None,
-                              source=source.lower() if source else None, incident_id=incident)
+            raise InputError(
+                f"status: expected one of {', '.join(ALERT_STATUSES)}.", field="status"
+            )
+        filters = AlertFilter(
+            status=status.lower() if status else None,
+            source=source.lower() if source else None,
+            incident_id=incident,
+        )
         count, results = ops.alerts(rt, filters=filters, page=page)
         return paginated(rt, request, page, count, results)
 

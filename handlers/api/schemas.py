@@ -10,7 +10,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
 
 from bot.flows.declare import TITLE_MAX
 from bot.settings import SEVERITIES
@@ -63,6 +71,16 @@ class IncidentCreate(BaseModel):
     detected_at: datetime | None = None
 
     _severity = field_validator("severity", mode="before")(normalise_severity)
+
+    @field_validator("service", mode="wrap")
+    @classmethod
+    def _service_ref(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("must be a service id or name")
+        try:
+            return handler(value)
+        except ValidationError:
+            raise ValueError("must be a service id (a number) or name (a string)") from None
 
     @field_validator("severity")
     @classmethod

@@ -228,15 +228,24 @@ def _page(rt: Runtime, body: dict[str, Any], rest: str) -> str:
     with rt.transaction() as session:
         fresh = lifecycle.get_or_404(session, incident.id)
         event = paging.page(
-            session, rt, incident=fresh, target=target, actor=actor_from(body, "command"),
+            session,
+            rt,
+            incident=fresh,
+            target=target,
+            actor=actor_from(body, "command"),
             reason=reason,
         )
         return f"📟 {event.message} for {fresh.short_id}."
 
 
-STEP_NAMES = {"war_room": "War room", "lid": "LID document", "refresh": "Refresh",
-              "lid_sync": "LID sync", "slack_post": "Message", "pin_fetch": "Pinned message",
-              "archive": "Archive"}  # fmt: skip
+STEP_NAMES = {
+    "war_room": "War room",
+    "lid": "LID document",
+    "lid_sync": "LID sync",
+    "slack_post": "Message",
+    "pin_fetch": "Pinned message",
+    "archive": "Archive",
+}
 STATE_ICONS = {"done": "✅", "pending": "⏳", "in_flight": "⏳", "failed": "⚠️", "dead": "❌"}
 
 
@@ -262,8 +271,8 @@ def _repair(rt: Runtime, body: dict[str, Any], rest: str) -> str:
     return "\n".join(lines)
 
 
-def _doctor(rt: Runtime, body: dict[str, Any], rest: str) -> AfterAck:
-    def run(client: WebClient, body: dict[str, Any]) -> None:
+def _doctor(rt: Runtime, body: dict[str, Any], rest: str) -> AfterAck:  # noqa: ARG001
+    def run(client: WebClient, body: dict[str, Any]) -> None:  # noqa: ARG001
         checks = run_checks(rt)
         ok = all(check.ok for check in checks)
         lines = [f"{'✅' if c.ok else '❌'} *{c.name}*: {c.detail}" for c in checks]

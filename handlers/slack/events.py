@@ -41,7 +41,7 @@ def register(app: App, rt: Runtime, background: Executor) -> None:  # noqa: ARG0
     def ignore(body: dict[str, Any]) -> None:  # noqa: ARG001
         return None
 
-    def reaction_added(event: dict[str, Any]) -> None:
+    def reaction_added(event: dict[str, Any], body: dict[str, Any]) -> None:
         if not is_pin(rt, event):
             return
         item = event["item"]
@@ -53,12 +53,12 @@ def register(app: App, rt: Runtime, background: Executor) -> None:  # noqa: ARG0
                 return
             recorded = pins.pin_message(
                 session,
-                rt,
                 incident=incident,
                 channel=channel,
                 ts=ts,
                 author=event.get("item_user"),
                 actor=actor,
+                request_key=body.get("event_id"),
             )
         if recorded is not None:
             log.info(

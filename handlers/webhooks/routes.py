@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
@@ -35,7 +35,7 @@ from bot.runtime import Runtime
 from handlers.api.auth import Principal, authenticate_token, check_role, credentials, same_secret
 from handlers.api.body import decode_json, read_limited, too_large
 from handlers.api.schemas import ErrorOut, WebhookOut
-from handlers.webhooks.parsers import SOURCES, parse, verify_sentry_signature
+from handlers.webhooks.parsers import SOURCES, ParsedAlert, parse, verify_sentry_signature
 
 WEBHOOK_PRINCIPAL = Principal(label="webhook token", role="responder", kind="webhook")
 
@@ -55,26 +55,47 @@ def check_sentry_signature(rt: Runtime, body: bytes, signature: str | None) -> N
     if secret is None:
         raise AuthenticationError(
             "Sentry signature cannot be checked: IMAS_SENTRY_CLIENT_SECRET is not set "
-            "(or send an Authorization header).")
+            "(or send an Authorization header)."
+        )
     if not verify_sentry_signature(body, signature, secret.get_secret_value()):
         raise AuthenticationError("Invalid Sentry-Hook-Signature.")
+
+
+def decode_and_parse(source: str, raw: bytes, headers: dict[str, str]) -> list[ParsedAlert]:
+    """The body as alerts (CPU work: run off the event loop). Raises InputError."""
+    return parse(source, decode_json(raw, strict_text=False), headers)
 
 
 def build_router(rt: Runtime) -> APIRouter:
     router = APIRouter()
 
     @router.post(
-        "/api/v1/webhooks/{source}/", tags=["webhooks"], status_code=202, response_model=WebhookOut,
+        "/api/v1/webhooks/{source}/",
+        tags=["webhooks"],
+        status_code=202,
+        response_model=WebhookOut,
         responses={code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 503)},
-        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-            "schema": {"type": "object", "description": "The tool's own webhook payload"}}}}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "description": "The tool's own webhook payload",
+                        }
+                    }
+                },
+            }
+        },
     )
     async def receive_alerts(source: str, request: Request) -> Any:
         """Receive alerts from a monitoring tool (``source``: alertmanager, grafana,
         datadog, sentry or custom) and open/resolve incidents per the alert rules."""
         if source not in SOURCES:
-            raise NotFoundError(f"Unknown alert source {source[:40]!r}; expected one of "
-                                f"{', '.join(SOURCES)}.")
+            raise NotFoundError(
+                f"Unknown alert source {source[:40]!r}; expected one of {', '.join(SOURCES)}."
+            )
         limit = rt.settings.max_body_bytes
         length = request.headers.get("content-length")
         if length is not None and length.strip().isdigit() and int(length) > limit:
@@ -89,8 +110,8 @@ def build_router(rt: Runtime) -> APIRouter:
             raw = await read_limited(request, limit)
             if not authorization:
                 check_sentry_signature(rt, raw, signature)
-            alerts = parse(source, decode_json(raw, strict_text=False), dict(request.headers))
-        except ImasError:
+            alerts = await run_in_threadpool(decode_and_parse, source, raw, dict(request.headers))
+        except (ImasError, HTTPException):
             metrics.ALERTS_RECEIVED.labels(source, "rejected").inc()
             raise
         try:

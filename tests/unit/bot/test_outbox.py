@@ -1,0 +1,107 @@
+"""The outbox retry decision: backoff bounds, Retry-After, permanent errors, deferral,
+give-up, crashed workers' leases."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+
+from bot.errors import PermanentProviderError, RetryableProviderError
+from bot.outbox import Defer, OutboxWorker, backoff_seconds
+from bot.runtime import Runtime
+from storage import outbox as store
+from storage.models import OutboxItem, utcnow
+
+
+@pytest.mark.parametrize("attempt", range(1, 15))
+def test_backoff_is_equal_jitter_capped(attempt):
+    rng = random.Random(attempt)
+    ceiling = min(300, 2 * 2 ** (attempt - 1))
+    for _ in range(50):
+        delay = backoff_seconds(attempt, cap=300, retry_after=None, rng=rng)
+        assert ceiling / 2 <= delay <= ceiling
+
+
+def test_retry_after_is_a_floor():
+    rng = random.Random(1)
+    assert all(backoff_seconds(1, cap=300, retry_after=7, rng=rng) >= 7 for _ in range(100))
+
+
+def run(make_settings, behaviour, **overrides):
+    rt = Runtime.build(make_settings(**overrides))
+    calls = []
+
+    def step(_rt, item):
+        calls.append(item.attempts)
+        return behaviour(len(calls))
+
+    worker = OutboxWorker(rt, steps={"test": step}, rng=random.Random(0))
+    with rt.transaction() as session:
+        store.enqueue(session, kind="test", idempotency_key="k1")
+    return rt, worker, calls
+
+
+def row(rt):
+    with rt.transaction() as session:
+        return session.query(OutboxItem).one()
+
+
+def test_permanent_error_is_dead_after_one_attempt(make_settings):
+    def boom(_n):
+        raise PermanentProviderError("Slack chat.postMessage failed: channel_not_found", hint="invite the bot")
+
+    rt, worker, calls = run(make_settings, boom)
+    worker.run_once()
+    worker.run_once(now=utcnow() + timedelta(hours=1))
+    item = row(rt)
+    assert item.state == "dead" and calls == [1]
+    assert "channel_not_found" in item.last_error and "invite the bot" in item.last_error
+
+
+def test_retryable_honours_retry_after_then_succeeds(make_settings):
+    def flaky(n):
+        if n == 1:
+            raise RetryableProviderError("HTTP 429", retry_after=30)
+        return {"ok": True}
+
+    rt, worker, calls = run(make_settings, flaky)
+    worker.run_once()
+    item = row(rt)
+    assert item.state == "failed" and item.next_attempt_at - utcnow() > timedelta(seconds=29)
+    assert worker.run_once(now=utcnow() + timedelta(seconds=10)) == 0  # not before the hint
+    worker.run_once(now=utcnow() + timedelta(seconds=40))
+    item = row(rt)
+    assert item.state == "done" and item.attempts == 2 and item.result == {"ok": True}
+
+
+def test_defer_does_not_count_as_an_attempt(make_settings):
+    def waits(n):
+        if n == 1:
+            raise Defer("waiting", 0.0)
+        return {}
+
+    rt, worker, _calls = run(make_settings, waits)
+    worker.run_once()
+    assert row(rt).attempts == 0 and row(rt).state == "pending"
+    worker.run_once(now=utcnow() + timedelta(seconds=1))
+    assert row(rt).state == "done" and row(rt).attempts == 1
+
+
+def test_gives_up_after_the_retry_window(make_settings):
+    def down(_n):
+        raise RetryableProviderError("HTTP 503")
+
+    rt, worker, _calls = run(make_settings, down, outbox_retry_hours=1)
+    rt.clock = lambda: utcnow() + timedelta(hours=2)
+    worker.run_once(now=utcnow())
+    assert row(rt).state == "dead" and "gave up" in row(rt).last_error
+
+
+def test_expired_lease_is_claimed_again(make_settings):
+    rt, worker, calls = run(make_settings, lambda n: {}, outbox_lease_seconds=5)
+    crashed = worker.claim(limit=1)  # a worker claims the row, then dies
+    assert crashed and worker.run_once() == 0
+    worker.run_once(now=utcnow() + timedelta(seconds=6))
+    assert row(rt).state == "done" and calls == [2]
