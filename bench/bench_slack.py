@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -122,7 +121,7 @@ def run_scenario(latency: float, concurrency: int, rounds: int) -> dict[str, obj
                     if trigger in calls:
                         # the fake records a call when it arrives, before its latency
                         opens.append(max(0.0, calls[trigger].at - sent[trigger]))
-                views = [v for v in fake.views_opened[-concurrency:]]
+                views = list(fake.views_opened[-concurrency:])
                 if len(fake.views_opened) < expected:
                     errors = [c.response for c in fake.calls if c.method == "views.open"][-3:] if hasattr(
                         fake.calls[0], "response") else []
@@ -130,7 +129,8 @@ def run_scenario(latency: float, concurrency: int, rounds: int) -> dict[str, obj
                 titles = [f"bench {round_no}-{i} outage" for i in range(concurrency)]
                 submitted: dict[str, float] = {}
 
-                def submit(i: int) -> None:
+                def submit(i: int, views: list = views, titles: list = titles,
+                           submitted: dict = submitted) -> None:
                     submitted[titles[i]] = time.time()
                     slack.submit_view(views[i], {"title": titles[i], "service": "redis-prod",
                                                  "severity": "SEV1_CRITICAL"}, user_id=users[i])

@@ -82,6 +82,9 @@ def create_app(rt: Runtime) -> FastAPI:
     def prometheus_metrics() -> Response:
         return PlainTextResponse(metrics.render(rt), media_type=metrics.CONTENT_TYPE)
 
+    from handlers.pages import install as install_pages
+
+    install_pages(app, rt)
     try:
         from handlers.api import install as install_api
     except ImportError:  # the REST API package is optional at this stage of the build

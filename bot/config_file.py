@@ -175,8 +175,8 @@ def parse(text: str, env: Mapping[str, str], *, name: str = "<config>") -> Confi
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"{name}:{mark.line + 1}" if mark else name
-        raise ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+        location = f"{name}:{mark.line + 1}" if mark else name
+        raise ConfigError(f"{location}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
     if raw is None:
         raw = {}
     lines: dict[tuple[Any, ...], int] = {}
@@ -208,8 +208,11 @@ def parse(text: str, env: Mapping[str, str], *, name: str = "<config>") -> Confi
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
 
     team_names = {t.name for t in document.teams}
-    for kind, items in (("teams", document.teams), ("services", document.services),
-                        ("impact_scopes", document.impact_scopes), ("providers", document.providers)):
+    named: list[tuple[str, list[Any]]] = [
+        ("teams", list(document.teams)), ("services", list(document.services)),
+        ("impact_scopes", list(document.impact_scopes)), ("providers", list(document.providers)),
+    ]
+    for kind, items in named:
         seen: set[str] = set()
         for index, item in enumerate(items):
             if item.name in seen:

@@ -53,7 +53,7 @@ Finisher = Callable[[Session, Runtime, OutboxItem, bool, str | None], None]
 
 def backoff_seconds(attempt: int, *, cap: float, retry_after: float | None, rng: random.Random) -> float:
     """Delay before attempt ``attempt + 1``: equal jitter, never sooner than ``retry_after``."""
-    ceiling = min(cap, 2.0 * (2 ** max(0, min(attempt, 30) - 1)))
+    ceiling = min(cap, 2.0 * float(2 ** max(0, min(attempt, 30) - 1)))
     delay = ceiling / 2 + rng.uniform(0, ceiling / 2)
     if retry_after is not None:
         delay = max(delay, retry_after + rng.uniform(0, 0.5))

@@ -19,9 +19,9 @@ from bot.outbox import Defer, OutboxWorker
 from bot.presenter import view_of
 from bot.runtime import Runtime
 from providers.base import IncidentView, Notification, Recipient
+from providers.slack import METADATA_EVENT, SlackProvider
 from providers.slack_api import SlackApi
 from providers.slack_blocks import fallback_text, war_room_summary_blocks
-from providers.slack import METADATA_EVENT, SlackProvider
 from storage import catalog
 from storage import incidents as incident_store
 from storage import outbox as outbox_store

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from email.utils import parsedate_to_datetime
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 

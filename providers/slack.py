@@ -9,8 +9,8 @@ channel history instead of posting twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import builtins
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pydantic import SecretStr

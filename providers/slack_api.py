@@ -9,7 +9,6 @@ PermanentProviderError (everything else), with the seed's troubleshooting hints.
 from __future__ import annotations
 
 import logging
-import socket
 import urllib.error
 from typing import Any
 
@@ -76,7 +75,7 @@ class SlackApi:
             response = func(**kwargs)
         except SlackApiError as exc:
             raise slack_error(exc, method) from None
-        except (TimeoutError, socket.timeout, urllib.error.URLError, ConnectionError, OSError) as exc:
+        except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as exc:
             raise RetryableProviderError(
                 f"Slack {method} failed: {type(exc).__name__}", code="connection_error"
             ) from None

@@ -15,7 +15,8 @@ from bot.flows import lifecycle
 from bot.runtime import Runtime
 from handlers.slack.common import actor_from, error_text, in_background
 from handlers.slack.views import RESOLVE_CALLBACK, SEVERITY_CALLBACK, UPDATE_CALLBACK
-from providers.slack_blocks import ACTION_IDS, SEVERITY_CHOICES, SEVERITY_EMOJI, option, plain
+from providers.base import SEVERITY_EMOJI
+from providers.slack_blocks import ACTION_IDS, SEVERITY_CHOICES, option, plain
 from storage import incidents as incident_store
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import requests
 from sqlalchemy import create_engine, func, select, text
 
+from bot.standins.slack_driver import SlackDriver
 from storage.models import Incident, OutboxItem
 from tests.conftest import BOT_TOKEN, SECRET, SEED_CHANNEL
 from tests.scenario.conftest import wait_until
 from tests.scenario.test_seed_guide import apply_seed_config
-from bot.standins.slack_driver import SlackDriver
 
 
 def free_port() -> int:

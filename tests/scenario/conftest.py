@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from tests.conftest import BOT_TOKEN, SECRET, SEED_CHANNEL  # noqa: F401 - re-exported for tests
-
 
 SEED_CONFIG = """
 teams:

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from storage.models import Incident, OutboxItem, SeenRequest, TimelineEvent
-from tests.scenario.test_seed_guide import apply_seed_config, declare_through_modal
 from tests.scenario.conftest import wait_until
+from tests.scenario.test_seed_guide import apply_seed_config, declare_through_modal
 
 
 def row_counts(rt) -> dict[str, int]:
