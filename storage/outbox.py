@@ -110,4 +110,4 @@ def first_delivery(
 
 def depth(session: Session) -> dict[str, int]:
     rows = session.execute(select(OutboxItem.state, func.count()).group_by(OutboxItem.state))
-    return dict(rows.tuples().all())
+    return {str(row[0]): int(row[1]) for row in rows}

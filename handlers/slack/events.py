@@ -38,8 +38,6 @@ def reaction_actor(rt: Runtime, user_id: str | None) -> Actor:
 
 
 def register(app: App, rt: Runtime, background: Executor) -> None:  # noqa: ARG001
-    def ignore(body: dict[str, Any]) -> None:  # noqa: ARG001
-        return None
 
     def reaction_added(event: dict[str, Any], body: dict[str, Any]) -> None:
         if not is_pin(rt, event):
@@ -81,6 +79,5 @@ def register(app: App, rt: Runtime, background: Executor) -> None:  # noqa: ARG0
         if removed:
             rt.wake_outbox()
 
-    app.event("app_mention")(ignore)
     app.event("reaction_added")(reaction_added)
     app.event("reaction_removed")(reaction_removed)

@@ -1,9 +1,14 @@
 """Fuzzing the alert webhooks and the incident-creation body: whatever arrives, the answer
-is never a 5xx, and a rejected request (4xx) writes nothing."""
+is never a 5xx, and a rejected request (4xx) writes nothing.
+
+100 examples per test by default (deterministic); ``IMAS_FUZZ_EXAMPLES=2000`` for a longer
+hunt.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +19,7 @@ from hypothesis import strategies as st
 from tests.api_helpers import Api, api_fixture
 
 FUZZ = settings(
-    max_examples=int(__import__("os").environ.get("FUZZ_N", "100")),
+    max_examples=int(os.environ.get("IMAS_FUZZ_EXAMPLES", "100")),
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

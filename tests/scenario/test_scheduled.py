@@ -74,7 +74,7 @@ def test_reminder_in_the_war_room_snoozed_from_its_button(running):
     )
     with server.rt.transaction() as session:
         task = session.query(ScheduledTask).filter_by(kind="reminder").one()
-        assert 3590 < (task.due_at - clock()).total_seconds() <= 3600
+        assert 3500 < (task.due_at - clock()).total_seconds() <= 3600
     [snoozed] = timeline(settled(server, short_id), "REMINDER_SNOOZED")
     assert (snoozed["actor"], snoozed["source"]) == ("alice", "slack:button")
 
@@ -154,7 +154,7 @@ def test_resolved_war_room_is_archived_with_a_final_summary(running):
         assert store.get_incident(session, ref=short_id).archived_at is not None
 
 
-def test_two_servers_on_one_database_send_each_reminder_once(running, start_server, driver):
+def test_two_servers_on_one_database_send_each_reminder_once(running, start_server):
     first, slack, fake = running
     second = start_server()
     clock = Clock()
@@ -165,7 +165,10 @@ def test_two_servers_on_one_database_send_each_reminder_once(running, start_serv
     slack.click("incident_ack", channel_id=SEED_CHANNEL)
     settled(first, short_id)
 
-    for _round in range(3):
+    for number in range(1, 4):
+        # Time jumps only while nothing is in flight: a jump past the outbox leases would
+        # hand a step still running to the other server, which no real clock does.
+        settled(first, short_id)
         clock.advance(minutes=31)
         fired: list[int] = []
         barrier = threading.Barrier(4)
@@ -181,6 +184,6 @@ def test_two_servers_on_one_database_send_each_reminder_once(running, start_serv
         for thread in threads:
             thread.join(30)
         assert sum(fired) == 1
-    wait_until(lambda: len(reminders(fake, room)) == 3, message="three reminders")
+        wait_until(lambda: len(reminders(fake, room)) >= number, message=f"reminder {number}")
     settled(first, short_id)
     assert len(reminders(fake, room)) == 3

@@ -92,7 +92,7 @@ def test_manifest_declares_exactly_the_command_shortcuts_and_events():
     shortcuts = {s["callback_id"] for s in data["features"].get("shortcuts", [])}
     assert shortcuts == used(r'app\.(?:shortcut|message_shortcut)\("([a-z_]+)"\)')
     events = set(data["settings"]["event_subscriptions"]["bot_events"])
-    assert events == used(r'app\.event\("([a-z_]+)"\)') - {"app_mention"} | (
+    assert events == used(r'app\.event\("([a-z_]+)"\)') | (
         {"app_home_opened"} if data["features"]["app_home"]["home_tab_enabled"] else set())
 
 
