@@ -37,7 +37,7 @@ def config(rec: HttpRecorder, smtp: SmtpInbox, fake: FakeSlack, channels: list[s
         for i in range(len(channels))
     )
     hooks = "\n".join(
-        f"  - {{name: hook-{i}, type: WEBHOOK, config: {{format: json, url: \"{rec.url(f'/hook/{i}')}\"}}}}"
+        f'  - {{name: hook-{i}, type: WEBHOOK, config: {{format: json, url: "{rec.url(f"/hook/{i}")}"}}}}'
         for i in range(13)
     )
     return f"""
@@ -52,8 +52,8 @@ providers:
   - {{name: Slack, type: SLACK, config: {{bot_token: "{fake.bot_token}", endpoint: "{fake.url}"}}}}
   - {{name: Mail, type: EMAIL, config: {{host: 127.0.0.1, port: {smtp.port}, username: imas, password: smtp-secret,
       from_email: "imas@example.com", ca_file: "{smtp.ca_file}"}}}}
-  - {{name: Discord, type: DISCORD, config: {{webhook_url: "{rec.url('/api/webhooks/1/t')}"}}}}
-  - {{name: Teams, type: TEAMS, config: {{webhook_url: "{rec.url('/teams')}"}}}}
+  - {{name: Discord, type: DISCORD, config: {{webhook_url: "{rec.url("/api/webhooks/1/t")}"}}}}
+  - {{name: Teams, type: TEAMS, config: {{webhook_url: "{rec.url("/teams")}"}}}}
   - {{name: ntfy, type: NTFY, config: {{server: "{rec.base_url}/ntfy", topic: imas}}}}
   - {{name: SMS, type: SMS, config: {{application_key: a, application_secret: b, consumer_key: c,
       service_name: s, sender: IMAS, recipients: ["+33600000000"], endpoint: "{rec.base_url}/ovh"}}}}
@@ -75,9 +75,13 @@ def main() -> None:
         fake.add_channel("sre-core", channel_id="C0123456789")
         fake.add_user("U0ONCALL1", "oncall")
         channels = [fake.add_channel(f"scope-{i}") for i in range(14)]
-        settings = load_settings(database_url=args.database_url or f"sqlite:///{folder}/bench.db",
-                                 secret_key="bench", allow_private_webhook_targets=True, slack_api_url=fake.url,
-                                 log_level="WARNING")
+        settings = load_settings(
+            database_url=args.database_url or f"sqlite:///{folder}/bench.db",
+            secret_key="bench",
+            allow_private_webhook_targets=True,
+            slack_api_url=fake.url,
+            log_level="WARNING",
+        )
         rt = Runtime.build(settings)
         document = config_file.parse(config(rec, smtp, fake, channels), {})
         with rt.transaction() as session:
@@ -88,14 +92,25 @@ def main() -> None:
         try:
             for run in range(args.runs):
                 start = time.perf_counter()
-                incident, _ = declare(rt, data=DeclareInput(
-                    title=f"fan-out {run}", service="redis-prod", severity="SEV1_CRITICAL",
-                    scopes=[f"scope-{i}" for i in range(14)]), actor=Actor("bench", "cli"))
+                incident, _ = declare(
+                    rt,
+                    data=DeclareInput(
+                        title=f"fan-out {run}",
+                        service="redis-prod",
+                        severity="SEV1_CRITICAL",
+                        scopes=[f"scope-{i}" for i in range(14)],
+                    ),
+                    actor=Actor("bench", "cli"),
+                )
                 while True:
                     with rt.transaction() as session:
-                        rows = session.execute(select(OutboxItem.state, func.count())
-                                               .where(OutboxItem.incident_id == incident.id, OutboxItem.kind == "notify")
-                                               .group_by(OutboxItem.state)).all()
+                        rows = session.execute(
+                            select(OutboxItem.state, func.count())
+                            .where(
+                                OutboxItem.incident_id == incident.id, OutboxItem.kind == "notify"
+                            )
+                            .group_by(OutboxItem.state)
+                        ).all()
                     states = {str(r[0]): int(r[1]) for r in rows}
                     if states and set(states) <= {"done", "dead"}:
                         break
@@ -108,8 +123,10 @@ def main() -> None:
     ordered = sorted(timings)
     p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
     print(f"recipients per incident: {counts[0]} (all runs: {set(counts)})")
-    print(f"declaration -> all delivered: p50 {statistics.median(timings) * 1000:.0f} ms, "
-          f"p99 {p99 * 1000:.0f} ms, max {max(timings) * 1000:.0f} ms over {len(timings)} runs")
+    print(
+        f"declaration -> all delivered: p50 {statistics.median(timings) * 1000:.0f} ms, "
+        f"p99 {p99 * 1000:.0f} ms, max {max(timings) * 1000:.0f} ms over {len(timings)} runs"
+    )
 
 
 if __name__ == "__main__":

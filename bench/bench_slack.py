@@ -64,16 +64,35 @@ def run_scenario(latency: float, concurrency: int, rounds: int) -> dict[str, obj
         for user in users:
             fake.add_user(user, user.lower())
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAS_", "SLACK_", "GOOGLE_"))}
-        env.update({"IMAS_DATABASE_URL": f"sqlite:///{folder}/bench.db", "IMAS_SECRET_KEY": "bench",
-                    "IMAS_PORT": str(port), "SLACK_BOT_TOKEN": fake.bot_token, "SLACK_SIGNING_SECRET": SECRET,
-                    "SLACK_API_URL": fake.url, "IMAS_LOG_LEVEL": "WARNING", "IMAS_SCHEDULER_ENABLED": "false"})
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("IMAS_", "SLACK_", "GOOGLE_"))
+        }
+        env.update(
+            {
+                "IMAS_DATABASE_URL": f"sqlite:///{folder}/bench.db",
+                "IMAS_SECRET_KEY": "bench",
+                "IMAS_PORT": str(port),
+                "SLACK_BOT_TOKEN": fake.bot_token,
+                "SLACK_SIGNING_SECRET": SECRET,
+                "SLACK_API_URL": fake.url,
+                "IMAS_LOG_LEVEL": "WARNING",
+                "IMAS_SCHEDULER_ENABLED": "false",
+            }
+        )
         config = Path(folder) / "imas.yml"
         config.write_text(CONFIG)
-        subprocess.run([sys.executable, "-m", "bot.cli", "config", "apply", str(config)], env=env, check=True,
-                       capture_output=True)
-        server = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "bot.cli", "config", "apply", str(config)],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        server = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "serve"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             for _ in range(100):
                 try:
@@ -82,7 +101,9 @@ def run_scenario(latency: float, concurrency: int, rounds: int) -> dict[str, obj
                 except requests.RequestException:
                     time.sleep(0.1)
             fake.set_latency(latency)
-            slack = SlackDriver(f"http://127.0.0.1:{port}/slack/events", SECRET, fake, max_seconds=30)
+            slack = SlackDriver(
+                f"http://127.0.0.1:{port}/slack/events", SECRET, fake, max_seconds=30
+            )
             acks: list[float] = []
             opens: list[float] = []
             announce: list[float] = []
@@ -90,25 +111,48 @@ def run_scenario(latency: float, concurrency: int, rounds: int) -> dict[str, obj
             for round_no in range(rounds):
                 # Start the load process first so its start-up is not counted against the
                 # 3-second trigger ids, which Slack issues when the person types the command.
-                firer = subprocess.Popen([sys.executable, str(Path(__file__).with_name("fire.py"))],
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                firer = subprocess.Popen(
+                    [sys.executable, str(Path(__file__).with_name("fire.py"))],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
                 time.sleep(1.0)
                 triggers = [fake.new_trigger_id() for _ in users]
                 sent: dict[str, float] = {}
                 signed = []
                 for i, user in enumerate(users):
-                    body = urlencode({"command": "/incident", "text": "", "team_id": fake.team_id,
-                                      "user_id": user, "user_name": user.lower(), "channel_id": "C0GENERAL1",
-                                      "trigger_id": triggers[i], "response_url": fake.response_url(),
-                                      "api_app_id": fake.app_id})
+                    body = urlencode(
+                        {
+                            "command": "/incident",
+                            "text": "",
+                            "team_id": fake.team_id,
+                            "user_id": user,
+                            "user_name": user.lower(),
+                            "channel_id": "C0GENERAL1",
+                            "trigger_id": triggers[i],
+                            "response_url": fake.response_url(),
+                            "api_app_id": fake.app_id,
+                        }
+                    )
                     ts = str(int(time.time()))
-                    signature = SignatureVerifier(SECRET).generate_signature(timestamp=ts, body=body)
-                    signed.append({"body": body, "headers": {
-                        "Content-Type": "application/x-www-form-urlencoded",
-                        "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature}})
+                    signature = SignatureVerifier(SECRET).generate_signature(
+                        timestamp=ts, body=body
+                    )
+                    signed.append(
+                        {
+                            "body": body,
+                            "headers": {
+                                "Content-Type": "application/x-www-form-urlencoded",
+                                "X-Slack-Request-Timestamp": ts,
+                                "X-Slack-Signature": signature,
+                            },
+                        }
+                    )
                 fired = time.time()
-                out, _ = firer.communicate(json.dumps({"url": f"http://127.0.0.1:{port}/slack/events",
-                                                       "requests": signed}))
+                out, _ = firer.communicate(
+                    json.dumps({"url": f"http://127.0.0.1:{port}/slack/events", "requests": signed})
+                )
                 acks += json.loads(out)
                 for trigger in triggers:
                     sent[trigger] = fired
@@ -116,41 +160,63 @@ def run_scenario(latency: float, concurrency: int, rounds: int) -> dict[str, obj
                 expected = (round_no + 1) * concurrency
                 while time.time() < deadline and len(fake.views_opened) < expected:
                     time.sleep(0.02)
-                calls = {c.args.get("trigger_id"): c for c in fake.calls if c.method == "views.open"}
+                calls = {
+                    c.args.get("trigger_id"): c for c in fake.calls if c.method == "views.open"
+                }
                 for trigger in triggers:
                     if trigger in calls:
                         # the fake records a call when it arrives, before its latency
                         opens.append(max(0.0, calls[trigger].at - sent[trigger]))
                 views = list(fake.views_opened[-concurrency:])
                 if len(fake.views_opened) < expected:
-                    errors = [c.response for c in fake.calls if c.method == "views.open"][-3:] if hasattr(
-                        fake.calls[0], "response") else []
-                    raise SystemExit(f"only {len(fake.views_opened)} of {expected} modals opened {errors}")
+                    errors = (
+                        [c.response for c in fake.calls if c.method == "views.open"][-3:]
+                        if hasattr(fake.calls[0], "response")
+                        else []
+                    )
+                    raise SystemExit(
+                        f"only {len(fake.views_opened)} of {expected} modals opened {errors}"
+                    )
                 titles = [f"bench {round_no}-{i} outage" for i in range(concurrency)]
                 submitted: dict[str, float] = {}
 
-                def submit(i: int, views: list = views, titles: list = titles,
-                           submitted: dict = submitted) -> None:
+                def submit(
+                    i: int, views: list = views, titles: list = titles, submitted: dict = submitted
+                ) -> None:
                     submitted[titles[i]] = time.time()
-                    slack.submit_view(views[i], {"title": titles[i], "service": "redis-prod",
-                                                 "severity": "SEV1_CRITICAL"}, user_id=users[i])
+                    slack.submit_view(
+                        views[i],
+                        {"title": titles[i], "service": "redis-prod", "severity": "SEV1_CRITICAL"},
+                        user_id=users[i],
+                    )
 
                 with ThreadPoolExecutor(max_workers=concurrency) as pool:
                     list(pool.map(submit, range(concurrency)))
                 deadline = time.time() + 120
                 seen_announce: dict[str, float] = {}
                 seen_room: dict[str, float] = {}
-                while time.time() < deadline and (len(seen_announce) < concurrency or len(seen_room) < concurrency):
+                while time.time() < deadline and (
+                    len(seen_announce) < concurrency or len(seen_room) < concurrency
+                ):
                     for call in fake.calls:
-                        if call.method == "chat.postMessage" and call.args.get("channel") == CHANNEL:
+                        if (
+                            call.method == "chat.postMessage"
+                            and call.args.get("channel") == CHANNEL
+                        ):
                             for title in titles:
-                                if title not in seen_announce and title in json.dumps(call.args.get("blocks", "")):
+                                if title not in seen_announce and title in json.dumps(
+                                    call.args.get("blocks", "")
+                                ):
                                     seen_announce[title] = call.at + latency
                         if call.method == "pins.add":
                             channel = fake.channels.get(str(call.args.get("channel")))
                             for title in titles:
                                 slug = title.replace(" ", "-")
-                                if title not in seen_room and channel and channel.name.endswith(slug):
+                                if (
+                                    title not in seen_room
+                                    and channel
+                                    and channel.name.endswith(slug)
+                                ):
                                     seen_room[title] = call.at + latency
                     time.sleep(0.05)
                 time.sleep(2.0)  # let refreshes finish: each burst starts on an idle server
@@ -161,11 +227,18 @@ def run_scenario(latency: float, concurrency: int, rounds: int) -> dict[str, obj
             server.wait(15)
     ms = 1000.0
     return {
-        "slack_latency_s": latency, "concurrency": concurrency, "rounds": rounds,
-        "ack_p50_ms": pct(acks, 50) * ms, "ack_p99_ms": pct(acks, 99) * ms, "ack_max_ms": max(acks) * ms,
-        "views_open_p50_ms": pct(opens, 50) * ms, "views_open_p99_ms": pct(opens, 99) * ms,
-        "announcement_p50_ms": pct(announce, 50) * ms, "announcement_p99_ms": pct(announce, 99) * ms,
-        "war_room_p50_ms": pct(rooms, 50) * ms, "war_room_p99_ms": pct(rooms, 99) * ms,
+        "slack_latency_s": latency,
+        "concurrency": concurrency,
+        "rounds": rounds,
+        "ack_p50_ms": pct(acks, 50) * ms,
+        "ack_p99_ms": pct(acks, 99) * ms,
+        "ack_max_ms": max(acks) * ms,
+        "views_open_p50_ms": pct(opens, 50) * ms,
+        "views_open_p99_ms": pct(opens, 99) * ms,
+        "announcement_p50_ms": pct(announce, 50) * ms,
+        "announcement_p99_ms": pct(announce, 99) * ms,
+        "war_room_p50_ms": pct(rooms, 50) * ms,
+        "war_room_p99_ms": pct(rooms, 99) * ms,
         "incidents": len(announce),
     }
 
@@ -183,17 +256,25 @@ def main() -> None:
                 continue
             result = run_scenario(latency, concurrency, args.rounds)
             results.append(result)
-            print(json.dumps({k: round(v, 1) if isinstance(v, float) else v for k, v in result.items()}))
+            print(
+                json.dumps(
+                    {k: round(v, 1) if isinstance(v, float) else v for k, v in result.items()}
+                )
+            )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
-    print("\n| Slack latency | concurrent | ack p50 | ack p99 | views.open p50/p99 | announcement p50/p99 "
-          "| war room p50/p99 |")
+    print(
+        "\n| Slack latency | concurrent | ack p50 | ack p99 | views.open p50/p99 | announcement p50/p99 "
+        "| war room p50/p99 |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['slack_latency_s']:.0f} s | {r['concurrency']} | {r['ack_p50_ms']:.0f} ms | "
-              f"{r['ack_p99_ms']:.0f} ms | {r['views_open_p50_ms']:.0f} / {r['views_open_p99_ms']:.0f} ms | "
-              f"{r['announcement_p50_ms']:.0f} / {r['announcement_p99_ms']:.0f} ms | "
-              f"{r['war_room_p50_ms']:.0f} / {r['war_room_p99_ms']:.0f} ms |")
+        print(
+            f"| {r['slack_latency_s']:.0f} s | {r['concurrency']} | {r['ack_p50_ms']:.0f} ms | "
+            f"{r['ack_p99_ms']:.0f} ms | {r['views_open_p50_ms']:.0f} / {r['views_open_p99_ms']:.0f} ms | "
+            f"{r['announcement_p50_ms']:.0f} / {r['announcement_p99_ms']:.0f} ms | "
+            f"{r['war_room_p50_ms']:.0f} / {r['war_room_p99_ms']:.0f} ms |"
+        )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,9 @@ async def fire(url: str, requests: list[dict[str, object]]) -> list[float]:
         async def one(item: dict[str, object]) -> float:
             await gate.wait()
             start = time.perf_counter()
-            response = await client.post(url, content=str(item["body"]).encode(),
-                                         headers=dict(item["headers"]))  # type: ignore[arg-type]
+            response = await client.post(
+                url, content=str(item["body"]).encode(), headers=dict(item["headers"])
+            )  # type: ignore[arg-type]
             elapsed = time.perf_counter() - start
             if response.status_code != 200:
                 raise SystemExit(f"HTTP {response.status_code}: {response.text[:200]}")

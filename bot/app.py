@@ -8,6 +8,7 @@ loop), so a slow request never blocks the others.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -25,9 +26,26 @@ log = logging.getLogger(__name__)
 
 
 def create_app(rt: Runtime) -> FastAPI:
-    app = FastAPI(title="IMAS", version="0.1.0", openapi_url="/api/schema", docs_url="/api/docs",
-                  redoc_url=None)
+    app = FastAPI(
+        title="IMAS",
+        version="0.1.0",
+        openapi_url="/api/schema",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
     app.state.rt = rt
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        label = getattr(route, "path", "unmatched")
+        metrics.REQUEST_SECONDS.labels(request.method, label, str(response.status_code)).observe(
+            time.perf_counter() - started
+        )
+        return response
+
     bolt = None
     replays = ReplayCache()
     if rt.settings.slack_enabled:
@@ -37,8 +55,10 @@ def create_app(rt: Runtime) -> FastAPI:
     @app.post("/slack/events", include_in_schema=False)
     async def slack_events(request: Request) -> Response:
         if bolt is None or rt.settings.slack_signing_secret is None:
-            return JSONResponse({"error": "Slack is disabled: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET"},
-                                status_code=404)
+            return JSONResponse(
+                {"error": "Slack is disabled: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET"},
+                status_code=404,
+            )
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > rt.settings.max_body_bytes:
             return JSONResponse({"error": "request body too large"}, status_code=413)
@@ -59,15 +79,25 @@ def create_app(rt: Runtime) -> FastAPI:
                 fresh = replays.first_time(key)
             if not fresh:
                 return Response(status_code=200, headers={"X-Slack-No-Retry": "1"})
-        bolt_request = BoltRequest(body=body.decode("utf-8"), query=request.url.query,
-                                   headers={k: [v] for k, v in headers.items()})
+        bolt_request = BoltRequest(
+            body=body.decode("utf-8"),
+            query=request.url.query,
+            headers={k: [v] for k, v in headers.items()},
+        )
         bolt_response = await run_in_threadpool(bolt.dispatch, bolt_request)
-        return Response(content=bolt_response.body, status_code=bolt_response.status,
-                        headers=bolt_response.first_headers_without_set_cookie())
+        return Response(
+            content=bolt_response.body,
+            status_code=bolt_response.status,
+            headers=bolt_response.first_headers_without_set_cookie(),
+        )
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, Any]:
-        return {"status": "ok", "slack": rt.settings.slack_enabled, "google": rt.settings.google_enabled}
+        return {
+            "status": "ok",
+            "slack": rt.settings.slack_enabled,
+            "google": rt.settings.google_enabled,
+        }
 
     @app.get("/readyz", include_in_schema=False)
     def readyz() -> Response:
@@ -75,7 +105,9 @@ def create_app(rt: Runtime) -> FastAPI:
             with rt.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
         except Exception as exc:
-            return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
+            return JSONResponse(
+                {"status": "unavailable", "database": type(exc).__name__}, status_code=503
+            )
         return JSONResponse({"status": "ready"})
 
     @app.get("/metrics", include_in_schema=False)

@@ -106,9 +106,11 @@ def _load_config(path: Path) -> Any:
 @click.argument("path", type=click.Path(path_type=Path))
 def config_validate(path: Path) -> None:
     document = _load_config(path)
-    click.echo(f"{path}: valid ({len(document.teams)} teams, {len(document.services)} services, "
-               f"{len(document.impact_scopes)} impact scopes, {len(document.providers)} providers, "
-               f"{len(document.alert_rules)} alert rules)")
+    click.echo(
+        f"{path}: valid ({len(document.teams)} teams, {len(document.services)} services, "
+        f"{len(document.impact_scopes)} impact scopes, {len(document.providers)} providers, "
+        f"{len(document.alert_rules)} alert rules)"
+    )
 
 
 @config.command("apply", help="Create or update everything the file describes (idempotent).")
@@ -164,22 +166,47 @@ def _drain(rt: Any, seconds: float) -> None:
 @incident.command("declare", help="Declare an incident; runs its orchestration before returning.")
 @click.option("--title", required=True)
 @click.option("--service", required=True, help="Service name or id.")
-@click.option("--severity", required=True, type=click.Choice(["SEV1_CRITICAL", "SEV2_HIGH", "SEV3_MEDIUM", "SEV4_LOW"]))
+@click.option(
+    "--severity",
+    required=True,
+    type=click.Choice(["SEV1_CRITICAL", "SEV2_HIGH", "SEV3_MEDIUM", "SEV4_LOW"]),
+)
 @click.option("--description", default="")
 @click.option("--scope", "scopes", multiple=True, help="Impact scope name (repeatable).")
 @click.option("--lead", default=None, help="Lead's e-mail or Slack user id.")
 @click.option("--private", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--wait", "wait_seconds", default=30.0, show_default=True,
-              help="Seconds to spend running the orchestration here (0: leave it to the server).")
-def incident_declare(title: str, service: str, severity: str, description: str, scopes: tuple[str, ...],
-                     lead: str | None, private: bool, as_json: bool, wait_seconds: float) -> None:
+@click.option(
+    "--wait",
+    "wait_seconds",
+    default=30.0,
+    show_default=True,
+    help="Seconds to spend running the orchestration here (0: leave it to the server).",
+)
+def incident_declare(
+    title: str,
+    service: str,
+    severity: str,
+    description: str,
+    scopes: tuple[str, ...],
+    lead: str | None,
+    private: bool,
+    as_json: bool,
+    wait_seconds: float,
+) -> None:
     from bot.flows.declare import DeclareInput, declare
     from bot.presenter import incident_json
 
     rt = runtime_or_exit()
-    data = DeclareInput(title=title, service=service, severity=severity, description=description,
-                        scopes=list(scopes), lead=lead, private=private)
+    data = DeclareInput(
+        title=title,
+        service=service,
+        severity=severity,
+        description=description,
+        scopes=list(scopes),
+        lead=lead,
+        private=private,
+    )
     try:
         created, _ = declare(rt, data=data, actor=_cli_actor())
     except ImasError as exc:
@@ -208,14 +235,18 @@ def incident_list(status: str | None, open_only: bool, as_json: bool, limit: int
 
     rt = runtime_or_exit()
     with rt.transaction() as session:
-        filters = store.IncidentFilter(status=[status.upper()] if status else None, open_only=open_only)
+        filters = store.IncidentFilter(
+            status=[status.upper()] if status else None, open_only=open_only
+        )
         _total, rows = store.list_incidents(session, filters=filters, limit=limit)
         data = [incident_json(session, rt, row) for row in rows]
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
     for row in data:
-        click.echo(f"{row['short_id']}  {row['severity']:<13} {row['status']:<12} {row['service']:<20} {row['title']}")
+        click.echo(
+            f"{row['short_id']}  {row['severity']:<13} {row['status']:<12} {row['service']:<20} {row['title']}"
+        )
 
 
 @incident.command("show", help="One incident with its timeline and deliveries.")
@@ -234,14 +265,18 @@ def incident_show(ref: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    click.echo(f"{data['short_id']} {data['title']}\n  {data['severity']} {data['status']} "
-               f"service={data['service']} team={data['team']} lead={data['lead']}")
+    click.echo(
+        f"{data['short_id']} {data['title']}\n  {data['severity']} {data['status']} "
+        f"service={data['service']} team={data['team']} lead={data['lead']}"
+    )
     for event in data["timeline"]:
         click.echo(f"  {event['at']}  {event['type']:<20} {event['message']}")
     for delivery in data["deliveries"]:
         error = f"  ({delivery['last_error']})" if delivery["last_error"] else ""
-        click.echo(f"  [{delivery['state']}] {delivery['kind']} {delivery['provider'] or ''} "
-                   f"{delivery['recipient'] or ''} attempts={delivery['attempts']}{error}")
+        click.echo(
+            f"  [{delivery['state']}] {delivery['kind']} {delivery['provider'] or ''} "
+            f"{delivery['recipient'] or ''} attempts={delivery['attempts']}{error}"
+        )
 
 
 def _status_command(name: str, status: str, help_text: str) -> None:
@@ -256,8 +291,9 @@ def _status_command(name: str, status: str, help_text: str) -> None:
         try:
             with rt.transaction() as session:
                 found = lifecycle.get_or_404(session, ref)
-                lifecycle.change_status(session, rt, incident=found, status=status, actor=_cli_actor(),
-                                        summary=summary)
+                lifecycle.change_status(
+                    session, rt, incident=found, status=status, actor=_cli_actor(), summary=summary
+                )
                 short_id = found.short_id
         except ImasError as exc:
             fail(getattr(exc, "message", str(exc)), 1)
@@ -279,7 +315,9 @@ def token() -> None:
 
 @token.command("create", help="Create an API token; it is printed once.")
 @click.option("--name", required=True)
-@click.option("--role", required=True, type=click.Choice(["viewer", "responder", "manager", "admin"]))
+@click.option(
+    "--role", required=True, type=click.Choice(["viewer", "responder", "manager", "admin"])
+)
 @click.option("--json", "as_json", is_flag=True)
 def token_create(name: str, role: str, as_json: bool) -> None:
     from storage import auth
@@ -310,7 +348,9 @@ def user() -> None:
 
 @user.command("create", help="Create a user; the password is read from the terminal or stdin.")
 @click.argument("username")
-@click.option("--role", required=True, type=click.Choice(["viewer", "responder", "manager", "admin"]))
+@click.option(
+    "--role", required=True, type=click.Choice(["viewer", "responder", "manager", "admin"])
+)
 def user_create(username: str, role: str) -> None:
     from storage import auth
 
@@ -349,7 +389,9 @@ def provider() -> None:
     pass
 
 
-@provider.command("test", help="Send a test notification through one provider and print the answer.")
+@provider.command(
+    "test", help="Send a test notification through one provider and print the answer."
+)
 @click.argument("name")
 def provider_test(name: str) -> None:
     from bot.doctor import send_test

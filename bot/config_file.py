@@ -124,12 +124,17 @@ class ApplyReport:
         return bool(self.created or self.updated)
 
     def summary(self) -> str:
-        lines = [f"created {item}" for item in self.created] + [f"updated {item}" for item in self.updated]
-        lines.append(f"{len(self.created)} created, {len(self.updated)} updated, {self.unchanged} unchanged")
+        lines = [f"created {item}" for item in self.created] + [
+            f"updated {item}" for item in self.updated
+        ]
+        lines.append(
+            f"{len(self.created)} created, {len(self.updated)} updated, {self.unchanged} unchanged"
+        )
         return "\n".join(lines)
 
 
 # -- loading with line numbers ---------------------------------------------------------
+
 
 def _line_index(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
     out[path] = node.start_mark.line + 1
@@ -143,14 +148,21 @@ def _line_index(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...
             _line_index(child, (*path, index), out)
 
 
-def _expand(value: Any, env: Mapping[str, str], path: tuple[Any, ...], missing: list[tuple[tuple[Any, ...], str]]) -> Any:
+def _expand(
+    value: Any,
+    env: Mapping[str, str],
+    path: tuple[Any, ...],
+    missing: list[tuple[tuple[Any, ...], str]],
+) -> Any:
     if isinstance(value, str):
+
         def sub(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in env:
                 missing.append((path, name))
                 return ""
             return env[name]
+
         return ENV_REF.sub(sub, value)
     if isinstance(value, dict):
         return {k: _expand(v, env, (*path, k), missing) for k, v in value.items()}
@@ -209,19 +221,25 @@ def parse(text: str, env: Mapping[str, str], *, name: str = "<config>") -> Confi
 
     team_names = {t.name for t in document.teams}
     named: list[tuple[str, list[Any]]] = [
-        ("teams", list(document.teams)), ("services", list(document.services)),
-        ("impact_scopes", list(document.impact_scopes)), ("providers", list(document.providers)),
+        ("teams", list(document.teams)),
+        ("services", list(document.services)),
+        ("impact_scopes", list(document.impact_scopes)),
+        ("providers", list(document.providers)),
     ]
     for kind, items in named:
         seen: set[str] = set()
         for index, item in enumerate(items):
             if item.name in seen:
-                problems.append(f"{where((kind, index, 'name'))}: {kind}[{index}].name: duplicate name {item.name!r}")
+                problems.append(
+                    f"{where((kind, index, 'name'))}: {kind}[{index}].name: duplicate name {item.name!r}"
+                )
             seen.add(item.name)
     for index, service in enumerate(document.services):
         if service.owner_team and service.owner_team not in team_names:
-            problems.append(f"{where(('services', index, 'owner_team'))}: services[{index}].owner_team: "
-                            f"unknown team {service.owner_team!r} (define it under teams)")
+            problems.append(
+                f"{where(('services', index, 'owner_team'))}: services[{index}].owner_team: "
+                f"unknown team {service.owner_team!r} (define it under teams)"
+            )
     for index, provider in enumerate(document.providers):
         loc = ("providers", index)
         try:
@@ -237,13 +255,16 @@ def parse(text: str, env: Mapping[str, str], *, name: str = "<config>") -> Confi
             try:
                 AlertRuleSpec.from_config(rule)
             except InputError as exc:
-                problems.append(f"{where(('alert_rules', index))}: alert_rules[{index}]: {exc.message}")
+                problems.append(
+                    f"{where(('alert_rules', index))}: alert_rules[{index}]: {exc.message}"
+                )
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return document
 
 
 # -- apply -----------------------------------------------------------------------------
+
 
 def _set(obj: Any, values: dict[str, Any]) -> bool:
     changed = False
@@ -272,13 +293,19 @@ def apply(session: Session, rt: Runtime, document: ConfigDocument) -> ApplyRepor
         if team is None:
             team = Team(name=cfg.name, escalation_levels=[])
             session.add(team)
-        on_call = catalog.ensure_person(session, ref=cfg.current_on_call) if cfg.current_on_call else None
-        changed = _set(team, {
-            "slack_channel_id": cfg.slack_channel_id, "email": cfg.email,
-            "current_on_call_id": on_call.id if on_call else None,
-            "escalation_timeout_minutes": cfg.escalation_timeout_minutes,
-            "escalation_levels": cfg.escalation_levels,
-        })
+        on_call = (
+            catalog.ensure_person(session, ref=cfg.current_on_call) if cfg.current_on_call else None
+        )
+        changed = _set(
+            team,
+            {
+                "slack_channel_id": cfg.slack_channel_id,
+                "email": cfg.email,
+                "current_on_call_id": on_call.id if on_call else None,
+                "escalation_timeout_minutes": cfg.escalation_timeout_minutes,
+                "escalation_levels": cfg.escalation_levels,
+            },
+        )
         members = [catalog.ensure_person(session, ref=ref) for ref in cfg.members]
         if [m.id for m in team.members] != [m.id for m in members]:
             team.members = members
@@ -293,11 +320,17 @@ def apply(session: Session, rt: Runtime, document: ConfigDocument) -> ApplyRepor
             service = Service(name=svc.name)
             session.add(service)
         owner = catalog.get_team(session, name=svc.owner_team) if svc.owner_team else None
-        changed = _set(service, {
-            "owner_team_id": owner.id if owner else None, "criticality": svc.criticality,
-            "runbook_url": svc.runbook_url, "repository_url": svc.repository_url,
-            "monitoring_url": svc.monitoring_url, "is_active": svc.is_active,
-        })
+        changed = _set(
+            service,
+            {
+                "owner_team_id": owner.id if owner else None,
+                "criticality": svc.criticality,
+                "runbook_url": svc.runbook_url,
+                "repository_url": svc.repository_url,
+                "monitoring_url": svc.monitoring_url,
+                "is_active": svc.is_active,
+            },
+        )
         session.flush()
         track(f"service {svc.name}", created, changed)
 
@@ -307,8 +340,14 @@ def apply(session: Session, rt: Runtime, document: ConfigDocument) -> ApplyRepor
         if scope is None:
             scope = ImpactScope(name=sc.name)
             session.add(scope)
-        changed = _set(scope, {"description": sc.description, "notify_emails": sc.notify_emails,
-                               "slack_channel_id": sc.slack_channel_id})
+        changed = _set(
+            scope,
+            {
+                "description": sc.description,
+                "notify_emails": sc.notify_emails,
+                "slack_channel_id": sc.slack_channel_id,
+            },
+        )
         session.flush()
         track(f"impact scope {sc.name}", created, changed)
 
@@ -318,8 +357,13 @@ def apply(session: Session, rt: Runtime, document: ConfigDocument) -> ApplyRepor
         type_name = provider_class(pc.type).type
         filters = pc.filters.model_dump(exclude_none=True)
         if row is None:
-            row = NotificationProviderRow(name=pc.name, type=type_name, is_active=pc.is_active,
-                                          config_encrypted=rt.box.encrypt_json(pc.config), filters=filters)
+            row = NotificationProviderRow(
+                name=pc.name,
+                type=type_name,
+                is_active=pc.is_active,
+                config_encrypted=rt.box.encrypt_json(pc.config),
+                filters=filters,
+            )
             session.add(row)
             changed = True
         else:
@@ -331,10 +375,14 @@ def apply(session: Session, rt: Runtime, document: ConfigDocument) -> ApplyRepor
         track(f"provider {pc.name}", created, changed)
 
     if document.war_room is not None:
-        changed = catalog.set_app_setting(session, key="war_room", value=document.war_room.model_dump())
+        changed = catalog.set_app_setting(
+            session, key="war_room", value=document.war_room.model_dump()
+        )
         track("war_room settings", False, changed)
     if document.reminders is not None:
-        changed = catalog.set_app_setting(session, key="reminders", value=document.reminders.model_dump())
+        changed = catalog.set_app_setting(
+            session, key="reminders", value=document.reminders.model_dump()
+        )
         track("reminder settings", False, changed)
 
     for position, rule in enumerate(document.alert_rules):
@@ -351,30 +399,50 @@ def apply(session: Session, rt: Runtime, document: ConfigDocument) -> ApplyRepor
 
 # -- export ----------------------------------------------------------------------------
 
+
 def export(session: Session, rt: Runtime) -> str:
     """The current configuration as YAML. Provider secrets are written as ``${VAR}``
     references (``IMAS_<PROVIDER>_<KEY>``), never as values."""
     doc: dict[str, Any] = {"teams": [], "services": [], "impact_scopes": [], "providers": []}
     for team in catalog.list_teams(session):
-        doc["teams"].append(_clean({
-            "name": team.name, "slack_channel_id": team.slack_channel_id, "email": team.email,
-            "current_on_call": _ref(team.current_on_call),
-            "members": [_ref(m) for m in team.members],
-            "escalation_timeout_minutes": team.escalation_timeout_minutes,
-            "escalation_levels": team.escalation_levels or None,
-        }))
+        doc["teams"].append(
+            _clean(
+                {
+                    "name": team.name,
+                    "slack_channel_id": team.slack_channel_id,
+                    "email": team.email,
+                    "current_on_call": _ref(team.current_on_call),
+                    "members": [_ref(m) for m in team.members],
+                    "escalation_timeout_minutes": team.escalation_timeout_minutes,
+                    "escalation_levels": team.escalation_levels or None,
+                }
+            )
+        )
     for service in catalog.list_services(session):
-        doc["services"].append(_clean({
-            "name": service.name, "owner_team": service.owner_team.name if service.owner_team else None,
-            "criticality": service.criticality, "runbook_url": service.runbook_url,
-            "repository_url": service.repository_url, "monitoring_url": service.monitoring_url,
-            "is_active": service.is_active,
-        }))
+        doc["services"].append(
+            _clean(
+                {
+                    "name": service.name,
+                    "owner_team": service.owner_team.name if service.owner_team else None,
+                    "criticality": service.criticality,
+                    "runbook_url": service.runbook_url,
+                    "repository_url": service.repository_url,
+                    "monitoring_url": service.monitoring_url,
+                    "is_active": service.is_active,
+                }
+            )
+        )
     for scope in catalog.list_scopes(session):
-        doc["impact_scopes"].append(_clean({
-            "name": scope.name, "description": scope.description or None,
-            "notify_emails": scope.notify_emails or None, "slack_channel_id": scope.slack_channel_id,
-        }))
+        doc["impact_scopes"].append(
+            _clean(
+                {
+                    "name": scope.name,
+                    "description": scope.description or None,
+                    "notify_emails": scope.notify_emails or None,
+                    "slack_channel_id": scope.slack_channel_id,
+                }
+            )
+        )
     for row in catalog.list_providers(session):
         config = rt.box.decrypt_json(row.config_encrypted)
         secrets = provider_class(row.type).secret_keys
@@ -382,8 +450,17 @@ def export(session: Session, rt: Runtime) -> str:
         for key in list(config):
             if key in secrets or key == "headers":
                 config[key] = f"${{IMAS_{slug}_{key.upper()}}}"
-        doc["providers"].append(_clean({"name": row.name, "type": row.type, "is_active": row.is_active,
-                                        "config": config, "filters": row.filters or None}))
+        doc["providers"].append(
+            _clean(
+                {
+                    "name": row.name,
+                    "type": row.type,
+                    "is_active": row.is_active,
+                    "config": config,
+                    "filters": row.filters or None,
+                }
+            )
+        )
     for key in ("war_room", "reminders"):
         value = catalog.get_app_setting(session, key=key)
         if value:

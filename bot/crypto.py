@@ -41,7 +41,9 @@ class SecretBox:
 
 
 def key_file_for(settings: Settings) -> Path:
-    database = settings.database_url.split(":///", 1)[-1] if ":///" in settings.database_url else "imas.db"
+    database = (
+        settings.database_url.split(":///", 1)[-1] if ":///" in settings.database_url else "imas.db"
+    )
     if not database or database == ":memory:":
         database = "imas.db"
     return Path(database + ".key")

@@ -86,16 +86,27 @@ def run_demo(*, keep_running: bool = False) -> int:
         fake.add_channel("sre-core", channel_id=TEAM_CHANNEL, members=("U0ALICE01",))
         fake.add_user("U0ONCALL1", "oncall", email="oncall@example.com", real_name="On Call")
         settings = load_settings(
-            database_url=f"sqlite:///{Path(folder) / 'demo.db'}", port=0, slack_bot_token=fake.bot_token,
-            slack_signing_secret=SIGNING_SECRET, slack_api_url=fake.url, scheduler_enabled=False,
+            database_url=f"sqlite:///{Path(folder) / 'demo.db'}",
+            port=0,
+            slack_bot_token=fake.bot_token,
+            slack_signing_secret=SIGNING_SECRET,
+            slack_api_url=fake.url,
+            scheduler_enabled=False,
             outbox_poll_seconds=0.2,
         )
         server = Server(settings)
-        click.echo("Step 1-3: team SRE Core, service redis-prod, provider 'Slack Production' "
-                   "(imas config apply)")
-        document = config_file.parse(DEMO_CONFIG, {"SLACK_BOT_TOKEN": fake.bot_token}, name="demo.yml")
+        click.echo(
+            "Step 1-3: team SRE Core, service redis-prod, provider 'Slack Production' "
+            "(imas config apply)"
+        )
+        document = config_file.parse(
+            DEMO_CONFIG, {"SLACK_BOT_TOKEN": fake.bot_token}, name="demo.yml"
+        )
         with server.rt.transaction() as session:
-            click.echo("  " + config_file.apply(session, server.rt, document).summary().replace("\n", "\n  "))
+            click.echo(
+                "  "
+                + config_file.apply(session, server.rt, document).summary().replace("\n", "\n  ")
+            )
         server.start_in_thread()
         try:
             return _play(server, fake, collector, keep_running)
@@ -109,13 +120,18 @@ def _play(server: Server, fake: FakeSlack, collector: _Collector, keep_running: 
     click.echo("\nStep 4: Alice types /incident in #general ...")
     started = time.monotonic()
     response = slack.slash("")
-    click.echo(f"  Slack got its answer in {(time.monotonic() - started) * 1000:.0f} ms "
-               f"(HTTP {response.status_code}); the declare modal opens")
+    click.echo(
+        f"  Slack got its answer in {(time.monotonic() - started) * 1000:.0f} ms "
+        f"(HTTP {response.status_code}); the declare modal opens"
+    )
     fake.wait_for("views.open")
     view = fake.last_view()
-    values = {"title": "[TEST] Redis Cluster Down",
-              "description": "Test de notification - connexion timeout sur tous les nœuds",
-              "service": "redis-prod", "severity": "SEV2_HIGH"}
+    values = {
+        "title": "[TEST] Redis Cluster Down",
+        "description": "Test de notification - connexion timeout sur tous les nœuds",
+        "service": "redis-prod",
+        "severity": "SEV2_HIGH",
+    }
     click.echo(f"  ... and submits it: {json.dumps(values, ensure_ascii=False)}")
     slack.submit_view(view, values)
 
@@ -126,7 +142,9 @@ def _play(server: Server, fake: FakeSlack, collector: _Collector, keep_running: 
             _n, rows = incident_store.list_incidents(session)
             if rows:
                 data = incident_json(session, server.rt, rows[0], detail=True)
-                if data["war_room_channel_id"] and all(d["state"] == "done" for d in data["deliveries"]):
+                if data["war_room_channel_id"] and all(
+                    d["state"] == "done" for d in data["deliveries"]
+                ):
                     break
         time.sleep(0.1)
     if data is None:
@@ -138,9 +156,11 @@ def _play(server: Server, fake: FakeSlack, collector: _Collector, keep_running: 
     click.echo(boxed("#sre-core", render_blocks(announcement["blocks"])))
     room = fake.channel(data["war_room_channel_id"])
     members = ", ".join(sorted(fake.users[m].name for m in room.members if m in fake.users))
-    click.echo(f"\nWar room: #{room.name}\n  topic: {room.topic}\n  members: {members}\n"
-               f"  bookmarks: {', '.join(b['title'] for b in room.bookmarks)}\n  pinned summary: "
-               f"{'yes' if room.pins else 'no'}")
+    click.echo(
+        f"\nWar room: #{room.name}\n  topic: {room.topic}\n  members: {members}\n"
+        f"  bookmarks: {', '.join(b['title'] for b in room.bookmarks)}\n  pinned summary: "
+        f"{'yes' if room.pins else 'no'}"
+    )
     click.echo("\nVérification 2 - the log lines:")
     for line in collector.lines:
         click.echo(f"  {line}")

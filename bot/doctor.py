@@ -32,7 +32,9 @@ def run_checks(rt: Runtime) -> list[Check]:
         return [Check("database", False, f"{type(exc).__name__}: {exc}")]
 
     if not rt.settings.slack_enabled:
-        results.append(Check("slack app", True, "disabled (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET)"))
+        results.append(
+            Check("slack app", True, "disabled (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET)")
+        )
     if api is not None:
         results.extend(_slack_checks(api, teams))
     for row in providers:
@@ -53,7 +55,9 @@ def run_checks(rt: Runtime) -> list[Check]:
     except Exception as exc:
         results.append(Check("google lid", False, f"cannot build the Google client: {exc}"))
     if lid is None and not rt.settings.google_enabled:
-        results.append(Check("google lid", True, "not configured (no LID documents will be created)"))
+        results.append(
+            Check("google lid", True, "not configured (no LID documents will be created)")
+        )
     elif lid is not None:
         for item in lid.check():
             results.append(Check("google lid", bool(item.ok), str(item.detail)))
@@ -64,7 +68,9 @@ def _slack_checks(api: SlackApi, teams: list[tuple[str, str | None]]) -> list[Ch
     results = []
     try:
         auth = api.call("auth.test")
-        results.append(Check("slack token", True, f"valid: bot {auth.get('user')} in {auth.get('team')}"))
+        results.append(
+            Check("slack token", True, f"valid: bot {auth.get('user')} in {auth.get('team')}")
+        )
     except ProviderError as exc:
         return [Check("slack token", False, exc.describe())]
     for team, channel in teams:
@@ -77,8 +83,13 @@ def _slack_checks(api: SlackApi, teams: list[tuple[str, str | None]]) -> list[Ch
             results.append(Check(f"team {team} channel", False, f"{channel}: {exc.describe()}"))
             continue
         if info.get("is_member") is False:
-            results.append(Check(f"team {team} channel", False,
-                                 f"the bot is not in {channel}: invite it with /invite @IMAS"))
+            results.append(
+                Check(
+                    f"team {team} channel",
+                    False,
+                    f"the bot is not in {channel}: invite it with /invite @IMAS",
+                )
+            )
         else:
             results.append(Check(f"team {team} channel", True, f"bot is a member of {channel}"))
     return results
@@ -92,16 +103,28 @@ def send_test(rt: Runtime, name: str) -> tuple[bool, str]:
             return False, f"no provider named {name!r}"
         provider = rt.provider(row)
     view = IncidentView(
-        id=0, short_id="INC-000000", title="IMAS test notification", description="Sent by imas provider test",
-        severity="SEV4_LOW", status="TRIGGERED", service_name="imas", team_name="IMAS", lead_name=None,
-        lead_email=None, incident_url=f"{rt.settings.base_url}/", created_at=datetime.now(UTC),
+        id=0,
+        short_id="INC-000000",
+        title="IMAS test notification",
+        description="Sent by imas provider test",
+        severity="SEV4_LOW",
+        status="TRIGGERED",
+        service_name="imas",
+        team_name="IMAS",
+        lead_name=None,
+        lead_email=None,
+        incident_url=f"{rt.settings.base_url}/",
+        created_at=datetime.now(UTC),
     )
     recipients = provider.default_recipients() or [Recipient("default")]
     lines, ok = [], True
     for recipient in recipients:
         try:
-            result = provider.send(Notification("test", view), recipient,
-                                   idempotency_key=f"test:{datetime.now(UTC).timestamp()}")
+            result = provider.send(
+                Notification("test", view),
+                recipient,
+                idempotency_key=f"test:{datetime.now(UTC).timestamp()}",
+            )
             lines.append(f"ok: {result.detail}")
         except ProviderError as exc:
             ok = False

@@ -10,9 +10,17 @@ from datetime import UTC, datetime
 REDACTIONS = [
     (re.compile(r"xox[abposr]-[A-Za-z0-9-]+"), "xox?-***"),
     (re.compile(r"xapp-[A-Za-z0-9-]+"), "xapp-***"),
-    (re.compile(r"(?i)(token|password|secret|routing_key|api_key|authorization)(['\"]?\s*[:=]\s*['\"]?)[^'\"\s,}]+"), r"\1\2***"),
+    (
+        re.compile(
+            r"(?i)(token|password|secret|routing_key|api_key|authorization)(['\"]?\s*[:=]\s*['\"]?)[^'\"\s,}]+"
+        ),
+        r"\1\2***",
+    ),
     (re.compile(r"(https://discord(?:app)?\.com/api/webhooks/\d+/)[A-Za-z0-9_-]+"), r"\1***"),
-    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[^-]*-----END [A-Z ]*PRIVATE KEY-----"), "***private key***"),
+    (
+        re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[^-]*-----END [A-Z ]*PRIVATE KEY-----"),
+        "***private key***",
+    ),
 ]
 
 
@@ -56,5 +64,11 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
             root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    for noisy in ("urllib3", "googleapiclient.discovery_cache", "apscheduler", "slack_sdk", "slack_bolt"):
+    for noisy in (
+        "urllib3",
+        "googleapiclient.discovery_cache",
+        "apscheduler",
+        "slack_sdk",
+        "slack_bolt",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)

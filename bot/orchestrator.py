@@ -30,8 +30,14 @@ class IncidentOrchestrator:
     def __init__(self, settings: Settings | None = None, runtime: Runtime | None = None) -> None:
         self.rt = runtime or Runtime.build(settings or load_settings())
 
-    def create_incident(self, *, data: dict[str, Any], user: Any = None,
-                        trigger_orchestration: bool = True, wait_seconds: float = 30.0) -> Incident:
+    def create_incident(
+        self,
+        *,
+        data: dict[str, Any],
+        user: Any = None,
+        trigger_orchestration: bool = True,
+        wait_seconds: float = 30.0,
+    ) -> Incident:
         """Declare an incident; returns it (with ``short_id``). Raises InputError /
         NotFoundError for bad data, writing nothing."""
         service = data.get("service")
@@ -43,9 +49,13 @@ class IncidentOrchestrator:
         incident, _created = declare(
             self.rt,
             data=DeclareInput(
-                title=str(data.get("title", "")), service=service, severity=str(data.get("severity", "")),
-                description=str(data.get("description", "")), scopes=list(data.get("scopes", [])),
-                lead=data.get("lead"), private=bool(data.get("private", False)),
+                title=str(data.get("title", "")),
+                service=service,
+                severity=str(data.get("severity", "")),
+                description=str(data.get("description", "")),
+                scopes=list(data.get("scopes", [])),
+                lead=data.get("lead"),
+                private=bool(data.get("private", False)),
             ),
             actor=actor,
             idempotency_key=data.get("idempotency_key"),
@@ -74,7 +84,12 @@ class IncidentOrchestrator:
     @staticmethod
     def _actor(user: Any) -> Actor:
         if isinstance(user, Person):
-            return Actor(label=user.label, source="python", slack_user_id=user.slack_user_id, email=user.email)
+            return Actor(
+                label=user.label,
+                source="python",
+                slack_user_id=user.slack_user_id,
+                email=user.email,
+            )
         if isinstance(user, str) and user:
             if "@" in user:
                 return Actor(label=user, source="python", email=user)

@@ -51,7 +51,9 @@ Step = Callable[[Runtime, OutboxItem], dict[str, object]]
 Finisher = Callable[[Session, Runtime, OutboxItem, bool, str | None], None]
 
 
-def backoff_seconds(attempt: int, *, cap: float, retry_after: float | None, rng: random.Random) -> float:
+def backoff_seconds(
+    attempt: int, *, cap: float, retry_after: float | None, rng: random.Random
+) -> float:
     """Delay before attempt ``attempt + 1``: equal jitter, never sooner than ``retry_after``."""
     ceiling = min(cap, 2.0 * float(2 ** max(0, min(attempt, 30) - 1)))
     delay = ceiling / 2 + rng.uniform(0, ceiling / 2)
@@ -63,8 +65,14 @@ def backoff_seconds(attempt: int, *, cap: float, retry_after: float | None, rng:
 class OutboxWorker:
     """Runs outbox rows with registered steps. ``run_once`` drives it synchronously."""
 
-    def __init__(self, rt: Runtime, *, steps: dict[str, Step], on_finish: Finisher | None = None,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        rt: Runtime,
+        *,
+        steps: dict[str, Step],
+        on_finish: Finisher | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self.rt = rt
         self.steps = steps
         self.on_finish = on_finish
@@ -77,8 +85,9 @@ class OutboxWorker:
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=self.rt.settings.outbox_workers,
-                                        thread_name_prefix="outbox")
+        self._pool = ThreadPoolExecutor(
+            max_workers=self.rt.settings.outbox_workers, thread_name_prefix="outbox"
+        )
         self._thread = threading.Thread(target=self._loop, name="outbox-dispatch", daemon=True)
         self._thread.start()
 
@@ -132,8 +141,12 @@ class OutboxWorker:
 
     def claim(self, *, limit: int, now: datetime | None = None) -> list[OutboxItem]:
         with self.rt.transaction() as session:
-            items = outbox_store.claim_due(session, now=now or self.rt.clock(), limit=limit,
-                                           lease_seconds=self.rt.settings.outbox_lease_seconds)
+            items = outbox_store.claim_due(
+                session,
+                now=now or self.rt.clock(),
+                limit=limit,
+                lease_seconds=self.rt.settings.outbox_lease_seconds,
+            )
             for item in items:
                 session.expunge(item)
             return items
@@ -175,18 +188,39 @@ class OutboxWorker:
     def _retry_or_die(self, item: OutboxItem, error: str, retry_after: float | None) -> None:
         settings = self.rt.settings
         age = self.rt.clock() - item.created_at
-        if item.attempts >= settings.outbox_max_attempts or age > timedelta(hours=settings.outbox_retry_hours):
-            self._finish(item, state="dead", error=f"gave up after {item.attempts} attempts: {error}")
+        if item.attempts >= settings.outbox_max_attempts or age > timedelta(
+            hours=settings.outbox_retry_hours
+        ):
+            self._finish(
+                item, state="dead", error=f"gave up after {item.attempts} attempts: {error}"
+            )
             return
-        delay = backoff_seconds(item.attempts, cap=self.rt.settings.outbox_backoff_cap_seconds,
-                                retry_after=retry_after, rng=self.rng)
-        log.warning("outbox %s #%s attempt %s failed (%s); retry in %.1fs", item.kind, item.id,
-                    item.attempts, error, delay)
+        delay = backoff_seconds(
+            item.attempts,
+            cap=self.rt.settings.outbox_backoff_cap_seconds,
+            retry_after=retry_after,
+            rng=self.rng,
+        )
+        log.warning(
+            "outbox %s #%s attempt %s failed (%s); retry in %.1fs",
+            item.kind,
+            item.id,
+            item.attempts,
+            error,
+            delay,
+        )
         self._finish(item, state="failed", error=error, delay=delay)
 
-    def _finish(self, item: OutboxItem, *, state: str, error: str | None,
-                result: dict[str, object] | None = None, delay: float = 0.0,
-                uncount: bool = False) -> None:
+    def _finish(
+        self,
+        item: OutboxItem,
+        *,
+        state: str,
+        error: str | None,
+        result: dict[str, object] | None = None,
+        delay: float = 0.0,
+        uncount: bool = False,
+    ) -> None:
         with self.rt.transaction() as session:
             row = session.get(OutboxItem, item.id)
             if row is None:

@@ -50,7 +50,9 @@ def view_of(session: Session, rt: Runtime, incident: Incident) -> IncidentView:
         resolution_summary=incident.resolution_summary,
         private=incident.private,
         lid_state="done" if incident.lid_url else step_state(items, "lid", default=lid_default),
-        war_room_state="done" if incident.war_room_channel_id else step_state(items, "war_room", default="skipped"),
+        war_room_state="done"
+        if incident.war_room_channel_id
+        else step_state(items, "war_room", default="skipped"),
     )
 
 
@@ -58,7 +60,9 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def incident_json(session: Session, rt: Runtime, incident: Incident, *, detail: bool = False) -> dict[str, Any]:
+def incident_json(
+    session: Session, rt: Runtime, incident: Incident, *, detail: bool = False
+) -> dict[str, Any]:
     """The incident as the API and ``imas incident list/show --json`` print it."""
     data: dict[str, Any] = {
         "id": incident.id,
@@ -90,15 +94,30 @@ def incident_json(session: Session, rt: Runtime, incident: Incident, *, detail: 
     }
     if detail:
         data["timeline"] = [
-            {"at": _iso(event.at), "type": event.type, "message": event.message,
-             "actor": event.actor, "source": event.source}
+            {
+                "at": _iso(event.at),
+                "type": event.type,
+                "message": event.message,
+                "actor": event.actor,
+                "source": event.source,
+            }
             for event in incident_store.timeline(session, incident_id=incident.id)
         ]
         data["deliveries"] = [
-            {"kind": item.kind, "event": item.event, "provider": item.provider_name,
-             "recipient": f"{item.recipient_kind}:{item.recipient}" if item.recipient_kind else None,
-             "state": item.state, "attempts": item.attempts, "last_error": item.last_error,
-             "next_attempt_at": _iso(item.next_attempt_at) if item.state in ("pending", "failed") else None}
+            {
+                "kind": item.kind,
+                "event": item.event,
+                "provider": item.provider_name,
+                "recipient": f"{item.recipient_kind}:{item.recipient}"
+                if item.recipient_kind
+                else None,
+                "state": item.state,
+                "attempts": item.attempts,
+                "last_error": item.last_error,
+                "next_attempt_at": _iso(item.next_attempt_at)
+                if item.state in ("pending", "failed")
+                else None,
+            }
             for item in outbox_store.for_incident(session, incident_id=incident.id)
         ]
     return data

@@ -47,7 +47,9 @@ class Route:
 def filters_match(filters: dict[str, Any], incident: Incident, event: str) -> bool:
     """Whether a provider's ``filters`` admit this incident event."""
     min_severity = filters.get("min_severity")
-    if min_severity and SEVERITY_RANK.get(incident.severity, 9) > SEVERITY_RANK.get(min_severity, 9):
+    if min_severity and SEVERITY_RANK.get(incident.severity, 9) > SEVERITY_RANK.get(
+        min_severity, 9
+    ):
         return False
     events = filters.get("events")
     if events and event not in events:
@@ -60,7 +62,11 @@ def filters_match(filters: dict[str, Any], incident: Incident, event: str) -> bo
 
 
 def compute_routes(
-    session: Session, rt: Runtime, *, incident: Incident, event: str,
+    session: Session,
+    rt: Runtime,
+    *,
+    incident: Incident,
+    event: str,
     extra: list[Recipient] | None = None,
 ) -> list[Route]:
     routes: list[Route] = []
@@ -70,7 +76,11 @@ def compute_routes(
         if provider is None or not recipient.address and recipient.kind != "default":
             return
         # A channel or a person is one recipient whichever provider would reach them.
-        key = recipient.key() if recipient.kind in ("channel", "user") else f"{provider.name}|{recipient.key()}"
+        key = (
+            recipient.key()
+            if recipient.kind in ("channel", "user")
+            else f"{provider.name}|{recipient.key()}"
+        )
         if key in seen:
             return
         seen.add(key)
@@ -86,7 +96,11 @@ def compute_routes(
             if scope.slack_channel_id:
                 add(slack, Recipient("channel", scope.slack_channel_id))
     on_call = team.current_on_call if team else None
-    if event in ONCALL_DM_EVENTS and on_call is not None and (on_call.slack_user_id or on_call.email):
+    if (
+        event in ONCALL_DM_EVENTS
+        and on_call is not None
+        and (on_call.slack_user_id or on_call.email)
+    ):
         # An e-mail address is resolved to the Slack user by the provider at send time.
         add(slack, Recipient("user", on_call.slack_user_id or on_call.email or ""))
     for recipient in extra or []:
@@ -123,8 +137,15 @@ def _safe_provider(rt: Runtime, row: NotificationProviderRow) -> NotificationPro
 
 
 def route_event(
-    session: Session, rt: Runtime, *, incident: Incident, event: str, event_key: str,
-    text: str | None = None, actor: str | None = None, extra: list[Recipient] | None = None,
+    session: Session,
+    rt: Runtime,
+    *,
+    incident: Incident,
+    event: str,
+    event_key: str,
+    text: str | None = None,
+    actor: str | None = None,
+    extra: list[Recipient] | None = None,
 ) -> list[OutboxItem]:
     """Enqueue one ``notify`` outbox row per recipient of ``event``. Idempotent per
     ``event_key``. Returns the rows (existing ones included)."""

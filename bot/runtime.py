@@ -89,7 +89,9 @@ class Runtime:
             cached = self._providers.get(cache_key)
             if cached is None:
                 cached = build_provider(
-                    type_name=row.type, name=row.name, config=self.provider_config(row),
+                    type_name=row.type,
+                    name=row.name,
+                    config=self.provider_config(row),
                     http=self.http,
                 )
                 self._providers[cache_key] = cached
@@ -105,8 +107,10 @@ class Runtime:
                 self._providers[key] = build_provider(
                     type_name="SLACK",
                     name=APP_SLACK_PROVIDER,
-                    config={"bot_token": self.settings.slack_bot_token.get_secret_value(),
-                            "endpoint": self.settings.slack_api_url},
+                    config={
+                        "bot_token": self.settings.slack_bot_token.get_secret_value(),
+                        "endpoint": self.settings.slack_api_url,
+                    },
                     http=self.http,
                 )
             return self._providers[key]

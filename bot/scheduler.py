@@ -34,7 +34,9 @@ def holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-def acquire_lease(rt: Runtime, holder: str, *, name: str = LEASE_NAME, seconds: float = LEASE_SECONDS) -> bool:
+def acquire_lease(
+    rt: Runtime, holder: str, *, name: str = LEASE_NAME, seconds: float = LEASE_SECONDS
+) -> bool:
     """Take or renew the named lease; True when ``holder`` holds it afterwards."""
     now = rt.clock()
     try:
@@ -90,12 +92,20 @@ class Scheduler:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.holder = holder_id()
-        self._scheduler = BackgroundScheduler(timezone="UTC", job_defaults={
-            "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
+        self._scheduler = BackgroundScheduler(
+            timezone="UTC",
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
 
     def start(self) -> None:
-        self._scheduler.add_job(tick, "interval", seconds=TICK_SECONDS, args=[self.rt, self.holder],
-                                id="imas-tick", replace_existing=True)
+        self._scheduler.add_job(
+            tick,
+            "interval",
+            seconds=TICK_SECONDS,
+            args=[self.rt, self.holder],
+            id="imas-tick",
+            replace_existing=True,
+        )
         self._scheduler.start()
 
     def stop(self) -> None:

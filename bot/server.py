@@ -32,22 +32,41 @@ class Server:
         self.app = create_app(self.rt)
         self.worker = make_worker(self.rt)
         self.scheduler = Scheduler(self.rt) if settings.scheduler_enabled else None
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host=settings.host, port=settings.port,
-                                                    log_config=None, access_log=False,
-                                                    timeout_graceful_shutdown=10))
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                self.app,
+                host=settings.host,
+                port=settings.port,
+                log_config=None,
+                access_log=False,
+                timeout_graceful_shutdown=10,
+            )
+        )
         self._thread: threading.Thread | None = None
 
     def announce(self) -> None:
         if self.settings.slack_enabled:
-            log.info("Slack enabled: Request URL %s/slack/events (Slack API %s)", self.settings.base_url,
-                     self.settings.slack_api_url)
+            log.info(
+                "Slack enabled: Request URL %s/slack/events (Slack API %s)",
+                self.settings.base_url,
+                self.settings.slack_api_url,
+            )
         else:
-            log.warning("Slack is disabled: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to enable it "
-                        "(API, webhooks, CLI and scheduler run without it)")
+            log.warning(
+                "Slack is disabled: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to enable it "
+                "(API, webhooks, CLI and scheduler run without it)"
+            )
         if not self.settings.google_enabled:
-            log.info("Google Docs LID disabled: set GOOGLE_SERVICE_ACCOUNT_FILE (or _JSON) to enable it")
+            log.info(
+                "Google Docs LID disabled: set GOOGLE_SERVICE_ACCOUNT_FILE (or _JSON) to enable it"
+            )
         kind = "SQLite" if self.settings.is_sqlite else "PostgreSQL"
-        log.info("IMAS listening on http://%s:%s (%s database)", self.settings.host, self.settings.port, kind)
+        log.info(
+            "IMAS listening on http://%s:%s (%s database)",
+            self.settings.host,
+            self.settings.port,
+            kind,
+        )
 
     def start_workers(self) -> None:
         self.worker.start()

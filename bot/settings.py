@@ -117,8 +117,12 @@ class Settings(BaseSettings):
         """``imas serve`` refuses half a Slack configuration (the CLI does not need both:
         ``SLACK_BOT_TOKEN`` alone may feed a ``${SLACK_BOT_TOKEN}`` reference)."""
         if (self.slack_bot_token is None) != (self.slack_signing_secret is None):
-            missing = "SLACK_SIGNING_SECRET" if self.slack_signing_secret is None else "SLACK_BOT_TOKEN"
-            present = "SLACK_BOT_TOKEN" if missing == "SLACK_SIGNING_SECRET" else "SLACK_SIGNING_SECRET"
+            missing = (
+                "SLACK_SIGNING_SECRET" if self.slack_signing_secret is None else "SLACK_BOT_TOKEN"
+            )
+            present = (
+                "SLACK_BOT_TOKEN" if missing == "SLACK_SIGNING_SECRET" else "SLACK_SIGNING_SECRET"
+            )
             raise ConfigError(
                 f"invalid settings:\n  - {present} is set but {missing} is not: "
                 "set both to enable Slack, or neither"

@@ -29,8 +29,11 @@ def build_bolt_app(rt: Runtime) -> tuple[App, ThreadPoolExecutor]:
 
     settings = rt.settings
     assert settings.slack_bot_token is not None and settings.slack_signing_secret is not None
-    client = WebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url,
-                       timeout=int(settings.http_read_timeout))
+    client = WebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        timeout=int(settings.http_read_timeout),
+    )
     # Listeners run in the request's own thread and answer when they return: each one
     # acks, then hands any Slack call to ``background``. This avoids Bolt's hop to its
     # listener executor and its 10 ms ack polling, which dominate the ack latency under load.
@@ -47,7 +50,9 @@ def build_bolt_app(rt: Runtime) -> tuple[App, ThreadPoolExecutor]:
     return app, background
 
 
-def verify_signature(secret: str, headers: dict[str, str], body: bytes, *, now: float | None = None) -> None:
+def verify_signature(
+    secret: str, headers: dict[str, str], body: bytes, *, now: float | None = None
+) -> None:
     """Raise AuthenticationError unless the request is signed by Slack within 5 minutes."""
     timestamp = headers.get("x-slack-request-timestamp", "")
     signature = headers.get("x-slack-signature", "")

@@ -30,8 +30,13 @@ from storage.models import Incident, OutboxItem, Person
 log = logging.getLogger(__name__)
 
 TYPE_LABEL = {
-    "SLACK": "Slack", "DISCORD": "Discord", "TEAMS": "Teams", "EMAIL": "email",
-    "WEBHOOK": "webhook", "NTFY": "ntfy", "SMS": "SMS",
+    "SLACK": "Slack",
+    "DISCORD": "Discord",
+    "TEAMS": "Teams",
+    "EMAIL": "email",
+    "WEBHOOK": "webhook",
+    "NTFY": "ntfy",
+    "SMS": "SMS",
 }
 KIND_LABEL = {"channel": "channel", "user": "user", "email": "address", "default": "target"}
 
@@ -44,11 +49,16 @@ def _load(session: Session, item: OutboxItem) -> Incident:
 
 
 def _enqueue_refresh(session: Session, incident: Incident, reason: str) -> None:
-    outbox_store.enqueue(session, kind="refresh", incident_id=incident.id,
-                         idempotency_key=f"refresh:{incident.id}:{reason}")
+    outbox_store.enqueue(
+        session,
+        kind="refresh",
+        incident_id=incident.id,
+        idempotency_key=f"refresh:{incident.id}:{reason}",
+    )
 
 
 # -- notify ----------------------------------------------------------------------------
+
 
 def notify_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
     with rt.transaction() as session:
@@ -56,29 +66,48 @@ def notify_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
         provider = rt.provider_by_name(session, item.provider_name or "")
         view = view_of(session, rt, incident)
         earlier = session.scalar(
-            select(OutboxItem.id).where(
-                OutboxItem.incident_id == item.incident_id, OutboxItem.kind == "notify",
+            select(OutboxItem.id)
+            .where(
+                OutboxItem.incident_id == item.incident_id,
+                OutboxItem.kind == "notify",
                 OutboxItem.provider_name == item.provider_name,
                 OutboxItem.recipient_kind == item.recipient_kind,
                 OutboxItem.recipient == item.recipient,
                 OutboxItem.id < item.id,
                 OutboxItem.state.in_(outbox_store.OPEN_STATES),
-            ).limit(1)
+            )
+            .limit(1)
         )
         if earlier is not None:
             raise Defer(f"waiting for delivery #{earlier} to the same recipient", 1.0)
         anchor = outbox_store.first_delivery(
-            session, incident_id=incident.id, provider_name=item.provider_name or "",
-            recipient_kind=item.recipient_kind or "", recipient=item.recipient or "",
+            session,
+            incident_id=incident.id,
+            provider_name=item.provider_name or "",
+            recipient_kind=item.recipient_kind or "",
+            recipient=item.recipient or "",
         )
     recipient = Recipient(item.recipient_kind or "default", item.recipient or "")
-    notification = Notification(event=item.event or "created", incident=view,
-                                text=item.payload.get("text"), actor=item.payload.get("actor"))
+    notification = Notification(
+        event=item.event or "created",
+        incident=view,
+        text=item.payload.get("text"),
+        actor=item.payload.get("actor"),
+    )
     label = TYPE_LABEL.get(provider.type, provider.type)
-    log.info("Sending notification to %s %s %s", label, KIND_LABEL.get(recipient.kind, recipient.kind),
-             recipient.address or provider.name, extra={"incident": view.short_id})
-    result = provider.send(notification, recipient, idempotency_key=item.idempotency_key,
-                           prior=anchor.result if anchor is not None and anchor.id != item.id else None)
+    log.info(
+        "Sending notification to %s %s %s",
+        label,
+        KIND_LABEL.get(recipient.kind, recipient.kind),
+        recipient.address or provider.name,
+        extra={"incident": view.short_id},
+    )
+    result = provider.send(
+        notification,
+        recipient,
+        idempotency_key=item.idempotency_key,
+        prior=anchor.result if anchor is not None and anchor.id != item.id else None,
+    )
     log.info("%s notification sent successfully", label, extra={"incident": view.short_id})
     if item.event == "created" and isinstance(provider, SlackProvider) and recipient.kind != "user":
         # Steps that finished while this post was in flight are shown at once.
@@ -115,23 +144,45 @@ def on_finish(session: Session, rt: Runtime, item: OutboxItem, ok: bool, error: 
         where = f"{TYPE_LABEL.get(provider_type, provider_type)} ({recipient_label(session, item)})"
         if ok:
             incident_store.add_event(
-                session, incident=incident, type="ALERT_SENT",
-                message=f"Notification sent to {where}", actor="IMAS", source="outbox",
-                data={"provider": item.provider_name, "recipient": item.recipient,
-                      "event": item.event}, external_key=f"delivery:{item.id}",
+                session,
+                incident=incident,
+                type="ALERT_SENT",
+                message=f"Notification sent to {where}",
+                actor="IMAS",
+                source="outbox",
+                data={
+                    "provider": item.provider_name,
+                    "recipient": item.recipient,
+                    "event": item.event,
+                },
+                external_key=f"delivery:{item.id}",
             )
         else:
             incident_store.add_event(
-                session, incident=incident, type="NOTIFICATION_FAILED",
-                message=f"Notification to {where} failed: {error}", actor="IMAS", source="outbox",
-                data={"provider": item.provider_name, "recipient": item.recipient,
-                      "event": item.event, "error": error}, external_key=f"delivery:{item.id}",
+                session,
+                incident=incident,
+                type="NOTIFICATION_FAILED",
+                message=f"Notification to {where} failed: {error}",
+                actor="IMAS",
+                source="outbox",
+                data={
+                    "provider": item.provider_name,
+                    "recipient": item.recipient,
+                    "event": item.event,
+                    "error": error,
+                },
+                external_key=f"delivery:{item.id}",
             )
     elif not ok and item.kind in ("war_room", "lid"):
         label = "War room creation" if item.kind == "war_room" else "LID document creation"
         incident_store.add_event(
-            session, incident=incident, type="NOTIFICATION_FAILED", message=f"{label} failed: {error}",
-            actor="IMAS", source="outbox", data={"step": item.kind, "error": error},
+            session,
+            incident=incident,
+            type="NOTIFICATION_FAILED",
+            message=f"{label} failed: {error}",
+            actor="IMAS",
+            source="outbox",
+            data={"step": item.kind, "error": error},
             external_key=f"delivery:{item.id}",
         )
         _enqueue_refresh(session, incident, f"{item.kind}-failed")
@@ -145,10 +196,13 @@ def _provider_type(session: Session, rt: Runtime, name: str) -> str:
 
 # -- war room --------------------------------------------------------------------------
 
+
 def _slack(rt: Runtime, session: Session) -> SlackApi:
     api = rt.slack_api(session)
     if api is None:
-        raise PermanentProviderError("Slack is not configured: set SLACK_BOT_TOKEN or a SLACK provider")
+        raise PermanentProviderError(
+            "Slack is not configured: set SLACK_BOT_TOKEN or a SLACK provider"
+        )
     return api
 
 
@@ -159,8 +213,13 @@ def _bot_user_id(api: SlackApi) -> str:
 def _find_channel(api: SlackApi, name: str) -> dict[str, Any] | None:
     cursor = None
     for _ in range(50):
-        data = api.call("conversations.list", types="public_channel,private_channel", limit=1000,
-                        exclude_archived=False, **({"cursor": cursor} if cursor else {}))
+        data = api.call(
+            "conversations.list",
+            types="public_channel,private_channel",
+            limit=1000,
+            exclude_archived=False,
+            **({"cursor": cursor} if cursor else {}),
+        )
         for channel in data.get("channels", []):
             if channel.get("name") == name:
                 return dict(channel)
@@ -189,8 +248,11 @@ def _create_channel(api: SlackApi, incident: Incident) -> tuple[str, str]:
             if existing.get("is_archived"):
                 api.call("conversations.unarchive", channel=existing["id"])
             return str(existing["id"]), name  # ours, from an attempt whose answer was lost
-    raise PermanentProviderError(f"channel names for {incident.short_id} are all taken",
-                                 code="name_taken", hint="rename or archive the old channels")
+    raise PermanentProviderError(
+        f"channel names for {incident.short_id} are all taken",
+        code="name_taken",
+        hint="rename or archive the old channels",
+    )
 
 
 def _slack_user(api: SlackApi, session: Session, person: Person | None) -> str | None:
@@ -212,7 +274,9 @@ def _slack_user(api: SlackApi, session: Session, person: Person | None) -> str |
 
 def topic_for(view: IncidentView) -> str:
     lead = f" | Lead: {view.lead_name}" if view.lead_name else ""
-    return f"{view.emoji} {view.severity} | {view.status} | {view.service_name}{lead} | {view.short_id}"[:250]
+    return f"{view.emoji} {view.severity} | {view.status} | {view.service_name}{lead} | {view.short_id}"[
+        :250
+    ]
 
 
 def war_room_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
@@ -227,12 +291,17 @@ def war_room_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
             incident = _load(session, item)
             incident.war_room_channel_id = channel_id
             incident.war_room_channel_name = name
-            incident.war_room_url = f"https://slack.com/app_redirect?channel={channel_id}&team={team}"
+            incident.war_room_url = (
+                f"https://slack.com/app_redirect?channel={channel_id}&team={team}"
+            )
     with rt.transaction() as session:
         incident = _load(session, item)
         view = view_of(session, rt, incident)
-        people = [incident.lead, incident.declared_by,
-                  incident.team.current_on_call if incident.team else None]
+        people = [
+            incident.lead,
+            incident.declared_by,
+            incident.team.current_on_call if incident.team else None,
+        ]
         users = sorted({u for u in (_slack_user(api, session, p) for p in people) if u})
         summary_ts = incident.war_room_summary_ts
     api.call("conversations.setTopic", channel=channel_id, topic=topic_for(view))
@@ -250,14 +319,23 @@ def war_room_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
     with rt.transaction() as session:
         incident = _load(session, item)
         incident_store.add_event(
-            session, incident=incident, type="WAR_ROOM_CREATED",
-            message=f"War room <#{channel_id}> created", actor="IMAS", source="outbox",
-            data={"channel_id": channel_id, "invited": users}, external_key=f"war_room:{incident.id}",
+            session,
+            incident=incident,
+            type="WAR_ROOM_CREATED",
+            message=f"War room <#{channel_id}> created",
+            actor="IMAS",
+            source="outbox",
+            data={"channel_id": channel_id, "invited": users},
+            external_key=f"war_room:{incident.id}",
         )
         _enqueue_refresh(session, incident, "war_room")
         if rt.settings.google_enabled:
-            outbox_store.enqueue(session, kind="lid_sync", incident_id=incident.id,
-                                 idempotency_key=f"lid_sync:{incident.id}:war_room")
+            outbox_store.enqueue(
+                session,
+                kind="lid_sync",
+                incident_id=incident.id,
+                idempotency_key=f"lid_sync:{incident.id}:war_room",
+            )
     rt.wake_outbox()
     return {"channel_id": channel_id, "summary_ts": summary_ts, "invited": users}
 
@@ -292,20 +370,31 @@ def _bookmarks(api: SlackApi, channel_id: str, view: IncidentView) -> None:
 def _post_summary(api: SlackApi, channel_id: str, view: IncidentView, item: OutboxItem) -> str:
     key = f"summary:{item.idempotency_key}"
     if item.attempts > 1:
-        history = api.call("conversations.history", channel=channel_id, limit=50,
-                           include_all_metadata=True)
+        history = api.call(
+            "conversations.history", channel=channel_id, limit=50, include_all_metadata=True
+        )
         for message in history.get("messages", []):
             meta = message.get("metadata") or {}
-            if meta.get("event_type") == METADATA_EVENT and (meta.get("event_payload") or {}).get("key") == key:
+            if (
+                meta.get("event_type") == METADATA_EVENT
+                and (meta.get("event_payload") or {}).get("key") == key
+            ):
                 return str(message["ts"])
-    data = api.call("chat.postMessage", channel=channel_id, text=fallback_text(view),
-                    blocks=war_room_summary_blocks(view),
-                    metadata={"event_type": METADATA_EVENT,
-                              "event_payload": {"key": key, "incident": view.short_id}})
+    data = api.call(
+        "chat.postMessage",
+        channel=channel_id,
+        text=fallback_text(view),
+        blocks=war_room_summary_blocks(view),
+        metadata={
+            "event_type": METADATA_EVENT,
+            "event_payload": {"key": key, "incident": view.short_id},
+        },
+    )
     return str(data["ts"])
 
 
 # -- LID -------------------------------------------------------------------------------
+
 
 def lid_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
     lid = rt.lid()
@@ -317,19 +406,30 @@ def lid_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
             return {"document_id": incident.lid_document_id, "url": incident.lid_url}
         view = view_of(session, rt, incident)
         team_email = incident.team.email if incident.team else None
-    document = lid.create_document(view, idempotency_key=f"lid:{item.incident_id}", team_email=team_email)
+    document = lid.create_document(
+        view, idempotency_key=f"lid:{item.incident_id}", team_email=team_email
+    )
     with rt.transaction() as session:
         incident = _load(session, item)
         incident.lid_document_id = document.document_id
         incident.lid_url = document.url
         incident_store.add_event(
-            session, incident=incident, type="DOCUMENT_CREATED", message="LID document created",
-            actor="IMAS", source="outbox", data={"url": document.url},
+            session,
+            incident=incident,
+            type="DOCUMENT_CREATED",
+            message="LID document created",
+            actor="IMAS",
+            source="outbox",
+            data={"url": document.url},
             external_key=f"lid:{incident.id}",
         )
         _enqueue_refresh(session, incident, "lid")
-        outbox_store.enqueue(session, kind="lid_sync", incident_id=incident.id,
-                             idempotency_key=f"lid_sync:{incident.id}:created")
+        outbox_store.enqueue(
+            session,
+            kind="lid_sync",
+            incident_id=incident.id,
+            idempotency_key=f"lid_sync:{incident.id}:created",
+        )
     rt.wake_outbox()
     return {"document_id": document.document_id, "url": document.url}
 
@@ -357,10 +457,17 @@ def lid_sync_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
                 return {"skipped": "the incident has no LID document"}
             raise Defer("waiting for the LID document", 2.0)
         view = view_of(session, rt, incident)
-        lines = [TimelineLine(key=str(event.id), at=event.at, type=event.type, message=event.message,
-                              actor=event.actor)
-                 for event in incident_store.timeline(session, incident_id=incident.id)
-                 if event.type not in DELIVERY_RECEIPTS]
+        lines = [
+            TimelineLine(
+                key=str(event.id),
+                at=event.at,
+                type=event.type,
+                message=event.message,
+                actor=event.actor,
+            )
+            for event in incident_store.timeline(session, incident_id=incident.id)
+            if event.type not in DELIVERY_RECEIPTS
+        ]
         summary = incident.resolution_summary
     lid.sync_header(document_id, view)
     added = lid.append_timeline(document_id, lines)
@@ -373,37 +480,54 @@ def lid_sync_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
 
 # -- refresh ---------------------------------------------------------------------------
 
+
 def refresh_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
     """Re-render every Slack surface of the incident from its current state."""
     with rt.transaction() as session:
         incident = _load(session, item)
         view = view_of(session, rt, incident)
         anchors = [
-            row for row in outbox_store.for_incident(session, incident_id=incident.id, kind="notify")
+            row
+            for row in outbox_store.for_incident(session, incident_id=incident.id, kind="notify")
             if row.event == "created" and row.recipient_kind == "channel" and row.state == "done"
         ]
         pending_announcements = [
-            row for row in outbox_store.for_incident(session, incident_id=incident.id, kind="notify")
-            if row.event == "created" and row.recipient_kind == "channel"
-            and row.state in outbox_store.OPEN_STATES and row.attempts == 0
+            row
+            for row in outbox_store.for_incident(session, incident_id=incident.id, kind="notify")
+            if row.event == "created"
+            and row.recipient_kind == "channel"
+            and row.state in outbox_store.OPEN_STATES
+            and row.attempts == 0
         ]
-        providers = {row.id: rt.provider_by_name(session, row.provider_name or "") for row in anchors}
+        providers = {
+            row.id: rt.provider_by_name(session, row.provider_name or "") for row in anchors
+        }
         summary_ts, channel_id = incident.war_room_summary_ts, incident.war_room_channel_id
         api = rt.slack_api(session) if channel_id else None
     updated = 0
     for row in anchors:
         provider = providers[row.id]
         if isinstance(provider, SlackProvider) and row.result.get("ts"):
-            provider.update_announcement(str(row.result.get("channel") or row.recipient),
-                                         str(row.result["ts"]), Notification("refresh", view))
+            provider.update_announcement(
+                str(row.result.get("channel") or row.recipient),
+                str(row.result["ts"]),
+                Notification("refresh", view),
+            )
             updated += 1
     if api is not None and channel_id and summary_ts:
-        api.call("chat.update", channel=channel_id, ts=summary_ts, text=fallback_text(view),
-                 blocks=war_room_summary_blocks(view))
+        api.call(
+            "chat.update",
+            channel=channel_id,
+            ts=summary_ts,
+            text=fallback_text(view),
+            blocks=war_room_summary_blocks(view),
+        )
         api.call("conversations.setTopic", channel=channel_id, topic=topic_for(view))
         _bookmarks(api, channel_id, view)
     if pending_announcements and not anchors:
-        log.debug("announcements not posted yet for %s; they will render current state", view.short_id)
+        log.debug(
+            "announcements not posted yet for %s; they will render current state", view.short_id
+        )
     return {"updated": updated}
 
 

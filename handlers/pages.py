@@ -27,12 +27,12 @@ def render(data: dict[str, object]) -> str:
     for label, key in (("LID document", "lid_url"), ("War room", "war_room_url")):
         if data.get(key):
             links.append(f'<a href="{e(str(data[key]))}">{label}</a>')
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{e(str(data['short_id']))}</title>
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{e(str(data["short_id"]))}</title>
 <style>body{{font-family:sans-serif;max-width:60rem;margin:2rem auto}}td{{padding:.2rem .6rem;vertical-align:top}}</style>
-</head><body><h1>{e(str(data['short_id']))} — {e(str(data['title']))}</h1>
-<p><b>{e(str(data['severity']))}</b> · <b>{e(str(data['status']))}</b> · service {e(str(data['service']))}
-· team {e(str(data['team'] or '—'))} · lead {e(str(data['lead'] or '—'))}</p>
-<p>{e(str(data['description'] or ''))}</p><p>{' · '.join(links)}</p>
+</head><body><h1>{e(str(data["short_id"]))} — {e(str(data["title"]))}</h1>
+<p><b>{e(str(data["severity"]))}</b> · <b>{e(str(data["status"]))}</b> · service {e(str(data["service"]))}
+· team {e(str(data["team"] or "—"))} · lead {e(str(data["lead"] or "—"))}</p>
+<p>{e(str(data["description"] or ""))}</p><p>{" · ".join(links)}</p>
 <h2>Timeline</h2><table>{rows}</table></body></html>"""
 
 

@@ -86,25 +86,36 @@ class SlackProvider(NotificationProvider):
         if delivery_attempt.get() > 1:
             existing = self._find_own_message(channel, key)
             if existing:
-                return DeliveryResult(f"announcement already in {channel} (ts {existing})",
-                                      {"ts": existing, "channel": channel})
+                return DeliveryResult(
+                    f"announcement already in {channel} (ts {existing})",
+                    {"ts": existing, "channel": channel},
+                )
         data = self.api.call(
             "chat.postMessage",
             channel=channel,
             text=fallback_text(view),
             blocks=announcement_blocks(view),
             unfurl_links=False,
-            metadata={"event_type": METADATA_EVENT,
-                      "event_payload": {"key": key, "incident": view.short_id}},
+            metadata={
+                "event_type": METADATA_EVENT,
+                "event_payload": {"key": key, "incident": view.short_id},
+            },
         )
         ts = str(data.get("ts", ""))
-        return DeliveryResult(f"posted to Slack channel {channel} (ts {ts})",
-                              {"ts": ts, "channel": str(data.get("channel", channel))})
+        return DeliveryResult(
+            f"posted to Slack channel {channel} (ts {ts})",
+            {"ts": ts, "channel": str(data.get("channel", channel))},
+        )
 
     def _follow_up(self, notification: Notification, channel: str, ts: str) -> DeliveryResult:
         view = notification.incident
-        self.api.call("chat.update", channel=channel, ts=ts, text=fallback_text(view),
-                      blocks=announcement_blocks(view))
+        self.api.call(
+            "chat.update",
+            channel=channel,
+            ts=ts,
+            text=fallback_text(view),
+            blocks=announcement_blocks(view),
+        )
         reply = self.api.call(
             "chat.postMessage",
             channel=channel,
@@ -121,17 +132,27 @@ class SlackProvider(NotificationProvider):
             found = self.api.call("users.lookupByEmail", email=user_id)
             user_id = str((found.get("user") or {}).get("id") or "")
             if not user_id:
-                raise PermanentProviderError("no Slack user for that e-mail address", code="users_not_found")
+                raise PermanentProviderError(
+                    "no Slack user for that e-mail address", code="users_not_found"
+                )
         view = notification.incident
         line = event_line(notification.event, view, notification.text, notification.actor)
-        data = self.api.call("chat.postMessage", channel=user_id, text=line,
-                             blocks=dm_blocks(line, view), unfurl_links=False)
-        return DeliveryResult(f"sent Slack DM to {user_id}",
-                              {"ts": str(data.get("ts", "")), "channel": str(data.get("channel", ""))})
+        data = self.api.call(
+            "chat.postMessage",
+            channel=user_id,
+            text=line,
+            blocks=dm_blocks(line, view),
+            unfurl_links=False,
+        )
+        return DeliveryResult(
+            f"sent Slack DM to {user_id}",
+            {"ts": str(data.get("ts", "")), "channel": str(data.get("channel", ""))},
+        )
 
     def _find_own_message(self, channel: str, key: str) -> str | None:
-        data = self.api.call("conversations.history", channel=channel, limit=50,
-                             include_all_metadata=True)
+        data = self.api.call(
+            "conversations.history", channel=channel, limit=50, include_all_metadata=True
+        )
         for message in data.get("messages", []):
             metadata = message.get("metadata") or {}
             payload = metadata.get("event_payload") or {}
@@ -142,8 +163,13 @@ class SlackProvider(NotificationProvider):
     def update_announcement(self, channel: str, ts: str, notification: Notification) -> None:
         """Re-render an existing announcement in place (idempotent)."""
         view = notification.incident
-        self.api.call("chat.update", channel=channel, ts=ts, text=fallback_text(view),
-                      blocks=announcement_blocks(view))
+        self.api.call(
+            "chat.update",
+            channel=channel,
+            ts=ts,
+            text=fallback_text(view),
+            blocks=announcement_blocks(view),
+        )
 
     def check(self) -> CheckResult:
         data = self.api.call("auth.test")
@@ -152,6 +178,9 @@ class SlackProvider(NotificationProvider):
             info = self.api.call("conversations.info", channel=self.slack_config.default_channel)
             channel = info.get("channel") or {}
             if not channel.get("is_member", True):
-                return CheckResult(False, f"bot is not a member of {self.slack_config.default_channel}: "
-                                          "invite it with /invite @IMAS")
+                return CheckResult(
+                    False,
+                    f"bot is not a member of {self.slack_config.default_channel}: "
+                    "invite it with /invite @IMAS",
+                )
         return CheckResult(True, detail)

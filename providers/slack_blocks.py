@@ -45,8 +45,9 @@ def plain(text: str, limit: int = 75) -> dict[str, Any]:
     return {"type": "plain_text", "text": _cut(text, limit), "emoji": True}
 
 
-def button(text: str, action_id: str, value: str, *, style: str | None = None,
-           url: str | None = None) -> dict[str, Any]:
+def button(
+    text: str, action_id: str, value: str, *, style: str | None = None, url: str | None = None
+) -> dict[str, Any]:
     element: dict[str, Any] = {
         "type": "button",
         "text": plain(text),
@@ -66,7 +67,11 @@ def fallback_text(view: IncidentView) -> str:
 
 
 def quick_links(view: IncidentView) -> str:
-    lid = f"<{view.lid_url}|LID Document>" if view.lid_url else f"LID Document: {STEP_LABEL[view.lid_state]}"
+    lid = (
+        f"<{view.lid_url}|LID Document>"
+        if view.lid_url
+        else f"LID Document: {STEP_LABEL[view.lid_state]}"
+    )
     runbook = f"<{view.runbook_url}|Runbook>" if view.runbook_url else "Runbook: none"
     if view.war_room_channel_id:
         war_room = f"War Room: <#{view.war_room_channel_id}>"
@@ -124,16 +129,20 @@ def announcement_blocks(view: IncidentView) -> list[dict[str, Any]]:
             ],
         }
     )
-    blocks.append({"type": "actions", "block_id": "incident_actions",
-                   "elements": action_buttons(view)})
+    blocks.append(
+        {"type": "actions", "block_id": "incident_actions", "elements": action_buttons(view)}
+    )
     return blocks
 
 
 def war_room_summary_blocks(view: IncidentView) -> list[dict[str, Any]]:
     """The pinned summary in the war room: same facts, actions without 'Join'."""
     blocks = announcement_blocks(view)
-    blocks[-1] = {"type": "actions", "block_id": "incident_actions",
-                  "elements": action_buttons(view, include_join=False)}
+    blocks[-1] = {
+        "type": "actions",
+        "block_id": "incident_actions",
+        "elements": action_buttons(view, include_join=False),
+    }
     return blocks
 
 
@@ -161,8 +170,10 @@ def event_line(event: str, view: IncidentView, text: str | None, actor: str | No
 def dm_blocks(notification_line: str, view: IncidentView) -> list[dict[str, Any]]:
     return [
         {"type": "section", "text": _text(f"{notification_line}\n*{view.headline}*")},
-        {"type": "section", "fields": [
-            _text(f"*Severity:*\n{view.severity}"), _text(f"*Status:*\n{view.status}")]},
+        {
+            "type": "section",
+            "fields": [_text(f"*Severity:*\n{view.severity}"), _text(f"*Status:*\n{view.status}")],
+        },
         {"type": "actions", "elements": action_buttons(view)},
     ]
 
@@ -188,41 +199,104 @@ def declare_modal(
     Block ids equal action ids equal the DeclareInput field names, so inline errors map
     straight back to the field (``response_action: errors``).
     """
-    title_input: dict[str, Any] = {"type": "plain_text_input", "action_id": "title", "max_length": 200}
+    title_input: dict[str, Any] = {
+        "type": "plain_text_input",
+        "action_id": "title",
+        "max_length": 200,
+    }
     if title:
         title_input["initial_value"] = _cut(title, 200)
-    description_input: dict[str, Any] = {"type": "plain_text_input", "action_id": "description",
-                                         "multiline": True, "max_length": 3000}
+    description_input: dict[str, Any] = {
+        "type": "plain_text_input",
+        "action_id": "description",
+        "multiline": True,
+        "max_length": 3000,
+    }
     if description:
         description_input["initial_value"] = _cut(description, 3000)
     blocks: list[dict[str, Any]] = [
-        {"type": "input", "block_id": "title", "label": plain("Title", 2000), "element": title_input},
-        {"type": "input", "block_id": "description", "optional": True,
-         "label": plain("Description", 2000), "element": description_input},
-        {"type": "input", "block_id": "service", "label": plain("Service", 2000),
-         "element": {"type": "static_select", "action_id": "service",
-                     "placeholder": plain("Affected service"),
-                     "options": [option(name, name) for name in services[:100]]}},
-        {"type": "input", "block_id": "severity", "label": plain("Severity", 2000),
-         "element": {"type": "static_select", "action_id": "severity",
-                     "placeholder": plain("How bad is it?"),
-                     "options": [option(f"{SEVERITY_EMOJI[s]} {s}", s) for s in SEVERITY_CHOICES]}},
+        {
+            "type": "input",
+            "block_id": "title",
+            "label": plain("Title", 2000),
+            "element": title_input,
+        },
+        {
+            "type": "input",
+            "block_id": "description",
+            "optional": True,
+            "label": plain("Description", 2000),
+            "element": description_input,
+        },
+        {
+            "type": "input",
+            "block_id": "service",
+            "label": plain("Service", 2000),
+            "element": {
+                "type": "static_select",
+                "action_id": "service",
+                "placeholder": plain("Affected service"),
+                "options": [option(name, name) for name in services[:100]],
+            },
+        },
+        {
+            "type": "input",
+            "block_id": "severity",
+            "label": plain("Severity", 2000),
+            "element": {
+                "type": "static_select",
+                "action_id": "severity",
+                "placeholder": plain("How bad is it?"),
+                "options": [option(f"{SEVERITY_EMOJI[s]} {s}", s) for s in SEVERITY_CHOICES],
+            },
+        },
     ]
     if scopes:
-        blocks.append({"type": "input", "block_id": "scopes", "optional": True,
-                       "label": plain("Impact scopes", 2000),
-                       "element": {"type": "multi_static_select", "action_id": "scopes",
-                                   "placeholder": plain("Security, Legal, PR..."),
-                                   "options": [option(name, name) for name in scopes[:100]]}})
-    blocks.append({"type": "input", "block_id": "private", "optional": True,
-                   "label": plain("Visibility", 2000),
-                   "element": {"type": "checkboxes", "action_id": "private",
-                               "options": [option("Private incident (private war room, not announced)", "private")]}})
-    lead: dict[str, Any] = {"type": "users_select", "action_id": "lead", "placeholder": plain("Incident lead")}
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": "scopes",
+                "optional": True,
+                "label": plain("Impact scopes", 2000),
+                "element": {
+                    "type": "multi_static_select",
+                    "action_id": "scopes",
+                    "placeholder": plain("Security, Legal, PR..."),
+                    "options": [option(name, name) for name in scopes[:100]],
+                },
+            }
+        )
+    blocks.append(
+        {
+            "type": "input",
+            "block_id": "private",
+            "optional": True,
+            "label": plain("Visibility", 2000),
+            "element": {
+                "type": "checkboxes",
+                "action_id": "private",
+                "options": [
+                    option("Private incident (private war room, not announced)", "private")
+                ],
+            },
+        }
+    )
+    lead: dict[str, Any] = {
+        "type": "users_select",
+        "action_id": "lead",
+        "placeholder": plain("Incident lead"),
+    }
     if lead_user_id:
         lead["initial_user"] = lead_user_id
-    blocks.append({"type": "input", "block_id": "lead", "optional": True,
-                   "label": plain("Lead", 2000), "element": lead})
+    blocks.append(
+        {
+            "type": "input",
+            "block_id": "lead",
+            "optional": True,
+            "label": plain("Lead", 2000),
+            "element": lead,
+        }
+    )
     return {
         "type": "modal",
         "callback_id": DECLARE_CALLBACK,
@@ -285,8 +359,7 @@ def reminder_blocks(view: IncidentView, minutes_since: int | None) -> list[dict[
     """A status-update reminder in the war room, with Post update and Snooze buttons."""
     elements = [button("Post update", ACTION_IDS["update"], view.short_id, style="primary")]
     elements += [
-        button(f"Snooze {_duration(m)}", snooze_action_id(m), view.short_id)
-        for m in SNOOZE_MINUTES
+        button(f"Snooze {_duration(m)}", snooze_action_id(m), view.short_id) for m in SNOOZE_MINUTES
     ]
     return [
         {"type": "section", "text": _text(reminder_text(view, minutes_since))},

@@ -43,10 +43,14 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(session: Session, *, name: str, role: str, user_id: int | None = None) -> tuple[ApiToken, str]:
+def create_token(
+    session: Session, *, name: str, role: str, user_id: int | None = None
+) -> tuple[ApiToken, str]:
     """Create a token; returns the row and the clear token (shown once, never stored)."""
     clear = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(name=name, role=role, token_hash=token_hash(clear), prefix=clear[:10], user_id=user_id)
+    row = ApiToken(
+        name=name, role=role, token_hash=token_hash(clear), prefix=clear[:10], user_id=user_id
+    )
     session.add(row)
     session.flush()
     return row, clear

@@ -109,7 +109,9 @@ def list_providers(session: Session, *, active_only: bool = False) -> list[Notif
 
 
 def get_provider(session: Session, *, name: str) -> NotificationProviderRow | None:
-    return session.scalar(select(NotificationProviderRow).where(NotificationProviderRow.name == name))
+    return session.scalar(
+        select(NotificationProviderRow).where(NotificationProviderRow.name == name)
+    )
 
 
 def get_app_setting(session: Session, *, key: str) -> dict[str, Any]:

@@ -46,8 +46,9 @@ def make_engine(url: str, *, pool_size: int = 40) -> Engine:
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=pool_size // 2, max_overflow=40, pool_pre_ping=True,
-                         pool_timeout=30)
+    return create_engine(
+        url, pool_size=pool_size // 2, max_overflow=40, pool_pre_ping=True, pool_timeout=30
+    )
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -130,4 +131,6 @@ def is_transient(exc: BaseException) -> bool:
     """A database error that goes away by running the transaction again (deadlock,
     serialization failure, SQLite lock timeout)."""
     text_ = str(getattr(exc, "orig", exc)).lower()
-    return any(word in text_ for word in ("deadlock detected", "could not serialize", "database is locked"))
+    return any(
+        word in text_ for word in ("deadlock detected", "could not serialize", "database is locked")
+    )

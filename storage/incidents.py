@@ -92,22 +92,29 @@ def list_incidents(
     if f.search:
         pattern = f"%{f.search}%"
         query = query.where(
-            or_(Incident.title.ilike(pattern), Incident.description.ilike(pattern),
-                Incident.short_id.ilike(pattern))
+            or_(
+                Incident.title.ilike(pattern),
+                Incident.description.ilike(pattern),
+                Incident.short_id.ilike(pattern),
+            )
         )
     if f.involving_person_id is not None:
         query = query.where(
-            or_(Incident.lead_id == f.involving_person_id,
-                Incident.declared_by_id == f.involving_person_id)
+            or_(
+                Incident.lead_id == f.involving_person_id,
+                Incident.declared_by_id == f.involving_person_id,
+            )
         )
     if not f.include_private:
         query = query.where(Incident.private.is_(False))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(
-        query.options(selectinload(Incident.service), selectinload(Incident.team),
-                      selectinload(Incident.lead))
+        query.options(
+            selectinload(Incident.service), selectinload(Incident.team), selectinload(Incident.lead)
+        )
         .order_by(Incident.created_at.desc(), Incident.id.desc())
-        .offset(offset).limit(limit)
+        .offset(offset)
+        .limit(limit)
     )
     return total, list(rows)
 

@@ -72,8 +72,12 @@ class Person(Base):
 
 class TeamMember(Base):
     __tablename__ = "team_members"
-    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True)
-    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), primary_key=True)
+    team_id: Mapped[int] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
+    )
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("persons.id", ondelete="CASCADE"), primary_key=True
+    )
 
 
 class Team(Base):
@@ -136,7 +140,9 @@ class AppSetting(Base):
 
 class IncidentScope(Base):
     __tablename__ = "incident_scopes"
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True
+    )
     scope_id: Mapped[int] = mapped_column(ForeignKey("impact_scopes.id"), primary_key=True)
 
 
@@ -176,8 +182,12 @@ class Incident(Base):
     team: Mapped[Team | None] = relationship()
     lead: Mapped[Person | None] = relationship(foreign_keys=[lead_id])
     declared_by: Mapped[Person | None] = relationship(foreign_keys=[declared_by_id])
-    scopes: Mapped[list[ImpactScope]] = relationship(secondary="incident_scopes", order_by="ImpactScope.name")
-    roles: Mapped[list[IncidentRole]] = relationship(back_populates="incident", cascade="all, delete-orphan")
+    scopes: Mapped[list[ImpactScope]] = relationship(
+        secondary="incident_scopes", order_by="ImpactScope.name"
+    )
+    roles: Mapped[list[IncidentRole]] = relationship(
+        back_populates="incident", cascade="all, delete-orphan"
+    )
 
     __table_args__ = (Index("ix_incidents_status_severity", "status", "severity"),)
 
@@ -208,7 +218,9 @@ class TimelineEvent(Base):
 
     __tablename__ = "timeline_events"
     id: Mapped[int] = mapped_column(primary_key=True)
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
     at: Mapped[datetime] = mapped_column(default=utcnow)
     type: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text, default="")
@@ -229,7 +241,9 @@ class OutboxItem(Base):
 
     __tablename__ = "outbox"
     id: Mapped[int] = mapped_column(primary_key=True)
-    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    incident_id: Mapped[int | None] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
     kind: Mapped[str] = mapped_column(String(32))
     event: Mapped[str | None] = mapped_column(String(32))
     provider_name: Mapped[str | None] = mapped_column(String(200))
@@ -271,7 +285,10 @@ class Alert(Base):
     rule_name: Mapped[str | None] = mapped_column(String(200))
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
 
-    __table_args__ = (Index("ix_alerts_source_fp", "source", "fingerprint"),)
+    __table_args__ = (
+        Index("ix_alerts_source_fp", "source", "fingerprint"),
+        Index("ix_alerts_incident_key", "incident_key"),
+    )
 
 
 class AlertRule(Base):

@@ -32,7 +32,9 @@ def enqueue(
     not_before: datetime | None = None,
 ) -> OutboxItem:
     """Add a step unless a row with this idempotency key exists; returns the row."""
-    existing = session.scalar(select(OutboxItem).where(OutboxItem.idempotency_key == idempotency_key))
+    existing = session.scalar(
+        select(OutboxItem).where(OutboxItem.idempotency_key == idempotency_key)
+    )
     if existing is not None:
         return existing
     item = OutboxItem(
@@ -64,7 +66,12 @@ def claim_due(
         and_(OutboxItem.state.in_(("pending", "failed")), OutboxItem.next_attempt_at <= now),
         and_(OutboxItem.state == "in_flight", OutboxItem.lease_until < now),
     )
-    query = select(OutboxItem).where(due).order_by(OutboxItem.next_attempt_at, OutboxItem.id).limit(limit)
+    query = (
+        select(OutboxItem)
+        .where(due)
+        .order_by(OutboxItem.next_attempt_at, OutboxItem.id)
+        .limit(limit)
+    )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     items = list(session.scalars(query))
@@ -78,11 +85,15 @@ def claim_due(
 
 def next_due_at(session: Session) -> datetime | None:
     return session.scalar(
-        select(func.min(OutboxItem.next_attempt_at)).where(OutboxItem.state.in_(("pending", "failed")))
+        select(func.min(OutboxItem.next_attempt_at)).where(
+            OutboxItem.state.in_(("pending", "failed"))
+        )
     )
 
 
-def for_incident(session: Session, *, incident_id: int, kind: str | None = None) -> list[OutboxItem]:
+def for_incident(
+    session: Session, *, incident_id: int, kind: str | None = None
+) -> list[OutboxItem]:
     query = select(OutboxItem).where(OutboxItem.incident_id == incident_id)
     if kind:
         query = query.where(OutboxItem.kind == kind)

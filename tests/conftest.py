@@ -117,8 +117,11 @@ def start_server(make_settings: Any, fake_slack: FakeSlack) -> Iterator[Callable
     servers: list[Server] = []
 
     def start(**overrides: Any) -> Server:
-        values = {"slack_bot_token": BOT_TOKEN, "slack_signing_secret": SECRET,
-                  "slack_api_url": fake_slack.url}
+        values = {
+            "slack_bot_token": BOT_TOKEN,
+            "slack_signing_secret": SECRET,
+            "slack_api_url": fake_slack.url,
+        }
         values.update(overrides)
         server = Server(make_settings(**values))
         server.start_in_thread()

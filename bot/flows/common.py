@@ -25,8 +25,9 @@ class Actor:
 
     def person(self, session: Session) -> Person | None:
         if self.slack_user_id:
-            return catalog.ensure_person(session, ref=self.slack_user_id, email=self.email,
-                                         display_name=self.label)
+            return catalog.ensure_person(
+                session, ref=self.slack_user_id, email=self.email, display_name=self.label
+            )
         if self.email:
             return catalog.ensure_person(session, ref=self.email, display_name=self.label)
         return None

@@ -67,7 +67,11 @@ def war_room_severities(session: Session) -> tuple[str, ...]:
 
 
 def declare_incident(
-    session: Session, rt: Runtime, *, data: DeclareInput, actor: Actor,
+    session: Session,
+    rt: Runtime,
+    *,
+    data: DeclareInput,
+    actor: Actor,
     idempotency_key: str | None = None,
 ) -> tuple[Incident, bool]:
     """Create the incident and enqueue its orchestration in ``session``'s transaction.
@@ -117,30 +121,47 @@ def declare_incident(
     incident_store.insert_incident(session, incident=incident)
     session.refresh(incident)
     incident_store.add_event(
-        session, incident=incident, type="STATUS_CHANGE",
+        session,
+        incident=incident,
+        type="STATUS_CHANGE",
         message=f"Incident declared by {actor.label} ({incident.severity}, TRIGGERED)",
-        actor=actor.label, source=actor.origin,
+        actor=actor.label,
+        source=actor.origin,
     )
     for scope in scopes:
         incident_store.add_event(
-            session, incident=incident, type="SCOPE_ADDED", message=f"Impact scope {scope.name} added",
-            actor=actor.label, source=actor.origin,
+            session,
+            incident=incident,
+            type="SCOPE_ADDED",
+            message=f"Impact scope {scope.name} added",
+            actor=actor.label,
+            source=actor.origin,
         )
     enqueue_orchestration(session, rt, incident=incident, actor=actor)
     return incident, True
 
 
-def enqueue_orchestration(session: Session, rt: Runtime, *, incident: Incident, actor: Actor) -> None:
+def enqueue_orchestration(
+    session: Session, rt: Runtime, *, incident: Incident, actor: Actor
+) -> None:
     """Enqueue every orchestration step not yet enqueued (idempotent; used by repair)."""
     if rt.settings.google_enabled:
-        outbox_store.enqueue(session, kind="lid", idempotency_key=f"lid:{incident.id}",
-                             incident_id=incident.id)
-    slack_available = rt.settings.slack_bot_token is not None or rt.primary_slack(session) is not None
+        outbox_store.enqueue(
+            session, kind="lid", idempotency_key=f"lid:{incident.id}", incident_id=incident.id
+        )
+    slack_available = (
+        rt.settings.slack_bot_token is not None or rt.primary_slack(session) is not None
+    )
     if incident.severity in war_room_severities(session) and slack_available:
-        outbox_store.enqueue(session, kind="war_room", idempotency_key=f"war_room:{incident.id}",
-                             incident_id=incident.id)
-    route_event(session, rt, incident=incident, event="created", event_key="created",
-                actor=actor.label)
+        outbox_store.enqueue(
+            session,
+            kind="war_room",
+            idempotency_key=f"war_room:{incident.id}",
+            incident_id=incident.id,
+        )
+    route_event(
+        session, rt, incident=incident, event="created", event_key="created", actor=actor.label
+    )
     scheduled.sync_tasks(session, rt, incident=incident)
 
 
@@ -161,7 +182,9 @@ def declare(
             except OperationalError as exc:
                 if attempt == 3 or not is_transient(exc):
                     raise
-                log.warning("declaration hit a transient database error; retrying: %s", type(exc).__name__)
+                log.warning(
+                    "declaration hit a transient database error; retrying: %s", type(exc).__name__
+                )
     except IntegrityError:
         if not idempotency_key:
             raise

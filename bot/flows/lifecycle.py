@@ -28,8 +28,12 @@ TRANSITIONS = {
     "RESOLVED": ("TRIGGERED", "ACKNOWLEDGED", "MITIGATED"),
     "TRIGGERED": ("RESOLVED",),  # reopen
 }
-EVENT_FOR_STATUS = {"ACKNOWLEDGED": "acknowledged", "MITIGATED": "mitigated",
-                    "RESOLVED": "resolved", "TRIGGERED": "reopened"}
+EVENT_FOR_STATUS = {
+    "ACKNOWLEDGED": "acknowledged",
+    "MITIGATED": "mitigated",
+    "RESOLVED": "resolved",
+    "TRIGGERED": "reopened",
+}
 ROLES = ("lead", "communications", "scribe")
 ROLE_HELP = {
     "lead": "You lead the response: decide, delegate, and keep the status current.",
@@ -45,28 +49,61 @@ def get_or_404(session: Session, ref: str | int) -> Incident:
     return incident
 
 
-def _after_change(session: Session, rt: Runtime, incident: Incident, event: TimelineEvent | None,
-                  notify_event: str | None, actor: Actor, text: str | None = None) -> None:
+def _after_change(
+    session: Session,
+    rt: Runtime,
+    incident: Incident,
+    event: TimelineEvent | None,
+    notify_event: str | None,
+    actor: Actor,
+    text: str | None = None,
+) -> None:
     key = str(event.id) if event else "change"
     if notify_event:
-        route_event(session, rt, incident=incident, event=notify_event, event_key=f"{notify_event}:{key}",
-                    text=text, actor=actor.label)
-    outbox_store.enqueue(session, kind="refresh", incident_id=incident.id,
-                         idempotency_key=f"refresh:{incident.id}:ev{key}")
+        route_event(
+            session,
+            rt,
+            incident=incident,
+            event=notify_event,
+            event_key=f"{notify_event}:{key}",
+            text=text,
+            actor=actor.label,
+        )
+    outbox_store.enqueue(
+        session,
+        kind="refresh",
+        incident_id=incident.id,
+        idempotency_key=f"refresh:{incident.id}:ev{key}",
+    )
     followups.after_change(session, rt, incident=incident, event=event)
     if rt.settings.google_enabled:
-        outbox_store.enqueue(session, kind="lid_sync", incident_id=incident.id,
-                             idempotency_key=f"lid_sync:{incident.id}:ev{key}")
+        outbox_store.enqueue(
+            session,
+            kind="lid_sync",
+            incident_id=incident.id,
+            idempotency_key=f"lid_sync:{incident.id}:ev{key}",
+        )
 
 
-def change_status(session: Session, rt: Runtime, *, incident: Incident, status: str, actor: Actor,
-                  summary: str | None = None) -> Incident:
+def change_status(
+    session: Session,
+    rt: Runtime,
+    *,
+    incident: Incident,
+    status: str,
+    actor: Actor,
+    summary: str | None = None,
+) -> Incident:
     """Move ``incident`` to ``status``. Raises ConflictError for an invalid transition."""
     if status not in TRANSITIONS:
         raise InputError(f"Unknown status {status!r}.", field="status")
     if incident.status not in TRANSITIONS[status]:
-        verb = {"ACKNOWLEDGED": "acknowledge", "MITIGATED": "mitigate", "RESOLVED": "resolve",
-                "TRIGGERED": "reopen"}[status]
+        verb = {
+            "ACKNOWLEDGED": "acknowledge",
+            "MITIGATED": "mitigate",
+            "RESOLVED": "resolve",
+            "TRIGGERED": "reopen",
+        }[status]
         raise ConflictError(f"{incident.short_id} is {incident.status}: cannot {verb} it.")
     now = rt.clock()
     previous = incident.status
@@ -89,66 +126,112 @@ def change_status(session: Session, rt: Runtime, *, incident: Incident, status: 
     message = f"Status changed from {previous} to {status} by {actor.label}"
     if summary and status == "RESOLVED":
         message += f": {summary.strip()}"
-    event = incident_store.add_event(session, incident=incident, type="STATUS_CHANGE", message=message,
-                                     actor=actor.label, source=actor.origin,
-                                     data={"from": previous, "to": status})
+    event = incident_store.add_event(
+        session,
+        incident=incident,
+        type="STATUS_CHANGE",
+        message=message,
+        actor=actor.label,
+        source=actor.origin,
+        data={"from": previous, "to": status},
+    )
     session.flush()
-    _after_change(session, rt, incident, event, EVENT_FOR_STATUS[status], actor,
-                  text=summary if status == "RESOLVED" else None)
+    _after_change(
+        session,
+        rt,
+        incident,
+        event,
+        EVENT_FOR_STATUS[status],
+        actor,
+        text=summary if status == "RESOLVED" else None,
+    )
     return incident
 
 
-def change_severity(session: Session, rt: Runtime, *, incident: Incident, severity: str,
-                    actor: Actor) -> Incident:
+def change_severity(
+    session: Session, rt: Runtime, *, incident: Incident, severity: str, actor: Actor
+) -> Incident:
     if severity not in SEVERITIES:
         raise InputError(f"Severity must be one of {', '.join(SEVERITIES)}.", field="severity")
     if severity == incident.severity:
         raise ConflictError(f"{incident.short_id} is already {severity}.")
     previous = incident.severity
     incident.severity = severity
-    event = incident_store.add_event(session, incident=incident, type="SEVERITY_CHANGE",
-                                     message=f"Severity changed from {previous} to {severity} by {actor.label}",
-                                     actor=actor.label, source=actor.origin,
-                                     data={"from": previous, "to": severity})
+    event = incident_store.add_event(
+        session,
+        incident=incident,
+        type="SEVERITY_CHANGE",
+        message=f"Severity changed from {previous} to {severity} by {actor.label}",
+        actor=actor.label,
+        source=actor.origin,
+        data={"from": previous, "to": severity},
+    )
     session.flush()
     _after_change(session, rt, incident, event, "severity_changed", actor)
     from bot.flows.declare import war_room_severities
 
     if severity in war_room_severities(session) and incident.war_room_channel_id is None:
-        outbox_store.enqueue(session, kind="war_room", idempotency_key=f"war_room:{incident.id}",
-                             incident_id=incident.id)
+        outbox_store.enqueue(
+            session,
+            kind="war_room",
+            idempotency_key=f"war_room:{incident.id}",
+            incident_id=incident.id,
+        )
     return incident
 
 
-def add_note(session: Session, rt: Runtime, *, incident: Incident, text: str, actor: Actor) -> TimelineEvent:
+def add_note(
+    session: Session, rt: Runtime, *, incident: Incident, text: str, actor: Actor
+) -> TimelineEvent:
     text = (text or "").strip()
     if not text:
         raise InputError("A note needs some text: /incident note <text>.", field="text")
-    event = incident_store.add_event(session, incident=incident, type="NOTE", message=text,
-                                     actor=actor.label, source=actor.origin)
+    event = incident_store.add_event(
+        session,
+        incident=incident,
+        type="NOTE",
+        message=text,
+        actor=actor.label,
+        source=actor.origin,
+    )
     assert event is not None
     _after_change(session, rt, incident, event, None, actor)
     return event
 
 
-def post_status_update(session: Session, rt: Runtime, *, incident: Incident, text: str, actor: Actor,
-                       impact: str | None = None, next_update_minutes: int | None = None) -> TimelineEvent:
+def post_status_update(
+    session: Session,
+    rt: Runtime,
+    *,
+    incident: Incident,
+    text: str,
+    actor: Actor,
+    impact: str | None = None,
+    next_update_minutes: int | None = None,
+) -> TimelineEvent:
     text = (text or "").strip()
     if not text:
         raise InputError("A status update needs some text.", field="text")
     body = text if not impact else f"{text}\nImpact: {impact.strip()}"
     if next_update_minutes:
         body += f"\nNext update in {next_update_minutes} min"
-    event = incident_store.add_event(session, incident=incident, type="STATUS_UPDATE", message=body,
-                                     actor=actor.label, source=actor.origin,
-                                     data={"next_update_minutes": next_update_minutes})
+    event = incident_store.add_event(
+        session,
+        incident=incident,
+        type="STATUS_UPDATE",
+        message=body,
+        actor=actor.label,
+        source=actor.origin,
+        data={"next_update_minutes": next_update_minutes},
+    )
     assert event is not None
     _after_change(session, rt, incident, event, "status_update", actor, text=body)
     return event
 
 
-def assign_role(session: Session, rt: Runtime, *, incident: Incident, role: str, person_ref: str,
-                actor: Actor) -> IncidentRole:
+def assign_role(
+    session: Session, rt: Runtime, *, incident: Incident, role: str, person_ref: str, actor: Actor
+) -> IncidentRole:
     role = role.lower()
     if role not in ROLES:
         raise InputError(f"Unknown role {role!r}; roles: {', '.join(ROLES)}.", field="role")
@@ -163,10 +246,49 @@ def assign_role(session: Session, rt: Runtime, *, incident: Incident, role: str,
         existing.person_id = person.id
     if role == "lead":
         incident.lead_id = person.id
-    event = incident_store.add_event(session, incident=incident, type="ROLE_ASSIGNED",
-                                     message=f"{person.label} is now {role} (assigned by {actor.label})",
-                                     actor=actor.label, source=actor.origin,
-                                     data={"role": role, "person": person_ref})
+    event = incident_store.add_event(
+        session,
+        incident=incident,
+        type="ROLE_ASSIGNED",
+        message=f"{person.label} is now {role} (assigned by {actor.label})",
+        actor=actor.label,
+        source=actor.origin,
+        data={"role": role, "person": person_ref},
+    )
     session.flush()
     _after_change(session, rt, incident, event, None, actor)
     return existing
+
+
+def update_details(
+    session: Session,
+    rt: Runtime,
+    *,
+    incident: Incident,
+    actor: Actor,
+    title: str | None = None,
+    description: str | None = None,
+) -> bool:
+    """Change the title and/or description (unchanged values are skipped). Writes one
+    ``INCIDENT_UPDATED`` event and refreshes the Slack surfaces and the LID. Returns True
+    when something changed."""
+    changes: list[str] = []
+    if title is not None and title.strip() and title.strip() != incident.title:
+        incident.title = title.strip()
+        changes.append("title")
+    if description is not None and description.strip() != incident.description:
+        incident.description = description.strip()
+        changes.append("description")
+    if not changes:
+        return False
+    event = incident_store.add_event(
+        session,
+        incident=incident,
+        type="INCIDENT_UPDATED",
+        message=f"{' and '.join(changes).capitalize()} changed by {actor.label}",
+        actor=actor.label,
+        source=actor.origin,
+        data={"changes": changes},
+    )
+    _after_change(session, rt, incident, event, None, actor)
+    return True

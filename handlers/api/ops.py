@@ -27,7 +27,6 @@ from handlers.api.schemas import IncidentCreate, IncidentPatch
 from storage import alerts as alert_store
 from storage import catalog
 from storage import incidents as incident_store
-from storage import outbox as outbox_store
 from storage.models import Alert, Incident, TimelineEvent
 
 STATUS_FOR_ACTION = {
@@ -159,54 +158,6 @@ def create_incident(
         return incident_json(session, rt, fresh), created
 
 
-def update_details(
-    session: Session,
-    rt: Runtime,
-    *,
-    incident: Incident,
-    principal: Principal,
-    title: str | None,
-    description: str | None,
-) -> bool:
-    """Change title and/or description (a no-op for unchanged values). Writes one
-    ``INCIDENT_UPDATED`` timeline event and refreshes the Slack surfaces. Returns True
-    when something changed."""
-    changes: dict[str, Any] = {}
-    if title is not None and title != incident.title:
-        changes["title"] = {"from": incident.title, "to": title}
-        incident.title = title
-    if description is not None and description.strip() != incident.description:
-        changes["description"] = True
-        incident.description = description.strip()
-    if not changes:
-        return False
-    actor = principal.actor(via="rest")
-    event = incident_store.add_event(
-        session,
-        incident=incident,
-        type="INCIDENT_UPDATED",
-        message=f"{' and '.join(sorted(changes))} changed by {actor.label}".capitalize(),
-        actor=actor.label,
-        source=actor.origin,
-        data={"changes": sorted(changes)},
-    )
-    assert event is not None
-    outbox_store.enqueue(
-        session,
-        kind="refresh",
-        incident_id=incident.id,
-        idempotency_key=f"refresh:{incident.id}:ev{event.id}",
-    )
-    if rt.settings.google_enabled:
-        outbox_store.enqueue(
-            session,
-            kind="lid_sync",
-            incident_id=incident.id,
-            idempotency_key=f"lid_sync:{incident.id}:ev{event.id}",
-        )
-    return True
-
-
 def patch_incident(
     rt: Runtime, principal: Principal, ref: str, patch: IncidentPatch
 ) -> dict[str, Any]:
@@ -215,11 +166,11 @@ def patch_incident(
     actor = principal.actor(via="rest")
     with rt.transaction() as session:
         incident = visible_incident(session, principal, ref)
-        update_details(
+        lifecycle.update_details(
             session,
             rt,
             incident=incident,
-            principal=principal,
+            actor=actor,
             title=patch.title,
             description=patch.description,
         )

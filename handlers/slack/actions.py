@@ -20,35 +20,93 @@ from providers.slack_blocks import ACTION_IDS, SEVERITY_CHOICES, option, plain
 from storage import incidents as incident_store
 
 
-def _modal(callback: str, title: str, short_id: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"type": "modal", "callback_id": callback, "title": plain(title, 24),
-            "submit": plain("Submit", 24), "close": plain("Cancel", 24),
-            "private_metadata": json.dumps({"incident": short_id}), "blocks": blocks}
+def _modal(
+    callback: str, title: str, short_id: str, blocks: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": callback,
+        "title": plain(title, 24),
+        "submit": plain("Submit", 24),
+        "close": plain("Cancel", 24),
+        "private_metadata": json.dumps({"incident": short_id}),
+        "blocks": blocks,
+    }
 
 
 def resolve_modal(short_id: str) -> dict[str, Any]:
-    return _modal(RESOLVE_CALLBACK, f"Resolve {short_id}", short_id, [
-        {"type": "input", "block_id": "summary", "label": plain("Resolution summary", 2000),
-         "element": {"type": "plain_text_input", "action_id": "summary", "multiline": True,
-                     "max_length": 3000}}])
+    return _modal(
+        RESOLVE_CALLBACK,
+        f"Resolve {short_id}",
+        short_id,
+        [
+            {
+                "type": "input",
+                "block_id": "summary",
+                "label": plain("Resolution summary", 2000),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "summary",
+                    "multiline": True,
+                    "max_length": 3000,
+                },
+            }
+        ],
+    )
 
 
 def update_modal(short_id: str) -> dict[str, Any]:
-    return _modal(UPDATE_CALLBACK, "Status update", short_id, [
-        {"type": "input", "block_id": "status_text", "label": plain("Current status", 2000),
-         "element": {"type": "plain_text_input", "action_id": "status_text", "multiline": True}},
-        {"type": "input", "block_id": "impact", "optional": True, "label": plain("Impact", 2000),
-         "element": {"type": "plain_text_input", "action_id": "impact"}},
-        {"type": "input", "block_id": "next_update", "optional": True,
-         "label": plain("Next update in (minutes)", 2000),
-         "element": {"type": "plain_text_input", "action_id": "next_update"}}])
+    return _modal(
+        UPDATE_CALLBACK,
+        "Status update",
+        short_id,
+        [
+            {
+                "type": "input",
+                "block_id": "status_text",
+                "label": plain("Current status", 2000),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "status_text",
+                    "multiline": True,
+                },
+            },
+            {
+                "type": "input",
+                "block_id": "impact",
+                "optional": True,
+                "label": plain("Impact", 2000),
+                "element": {"type": "plain_text_input", "action_id": "impact"},
+            },
+            {
+                "type": "input",
+                "block_id": "next_update",
+                "optional": True,
+                "label": plain("Next update in (minutes)", 2000),
+                "element": {"type": "plain_text_input", "action_id": "next_update"},
+            },
+        ],
+    )
 
 
 def severity_modal(short_id: str) -> dict[str, Any]:
-    return _modal(SEVERITY_CALLBACK, "Change severity", short_id, [
-        {"type": "input", "block_id": "severity", "label": plain("New severity", 2000),
-         "element": {"type": "static_select", "action_id": "severity",
-                     "options": [option(f"{SEVERITY_EMOJI[s]} {s}", s) for s in SEVERITY_CHOICES]}}])
+    return _modal(
+        SEVERITY_CALLBACK,
+        "Change severity",
+        short_id,
+        [
+            {
+                "type": "input",
+                "block_id": "severity",
+                "label": plain("New severity", 2000),
+                "element": {
+                    "type": "static_select",
+                    "action_id": "severity",
+                    "options": [option(f"{SEVERITY_EMOJI[s]} {s}", s) for s in SEVERITY_CHOICES],
+                },
+            }
+        ],
+    )
 
 
 def register(app: App, rt: Runtime, background: Executor) -> None:
@@ -58,15 +116,28 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
             try:
                 with rt.transaction() as session:
                     incident = lifecycle.get_or_404(session, short_id)
-                    lifecycle.change_status(session, rt, incident=incident, status=status,
-                                            actor=actor_from(body, "button"))
+                    lifecycle.change_status(
+                        session,
+                        rt,
+                        incident=incident,
+                        status=status,
+                        actor=actor_from(body, "button"),
+                    )
             except ImasError as exc:
                 ack()
-                in_background(background, respond, {"response_type": "ephemeral",
-                                                    "replace_original": False, "text": error_text(exc)})
+                in_background(
+                    background,
+                    respond,
+                    {
+                        "response_type": "ephemeral",
+                        "replace_original": False,
+                        "text": error_text(exc),
+                    },
+                )
                 return
             ack()
             rt.wake_outbox()
+
         return handle
 
     app.action(ACTION_IDS["ack"])(status_button("ACKNOWLEDGED"))
@@ -77,8 +148,11 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
         def handle(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
             ack()
             short_id = body["actions"][0].get("value", "")
-            in_background(background, lambda: client.views_open(trigger_id=body["trigger_id"],
-                                                                view=builder(short_id)))
+            in_background(
+                background,
+                lambda: client.views_open(trigger_id=body["trigger_id"], view=builder(short_id)),
+            )
+
         return handle
 
     app.action(ACTION_IDS["resolve"])(modal_button(resolve_modal))
@@ -100,8 +174,13 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
 
         def invite() -> None:
             if not channel:
-                respond({"response_type": "ephemeral", "replace_original": False,
-                         "text": "This incident has no war room yet."})
+                respond(
+                    {
+                        "response_type": "ephemeral",
+                        "replace_original": False,
+                        "text": "This incident has no war room yet.",
+                    }
+                )
                 return
             try:
                 client.conversations_invite(channel=channel, users=user_id)
@@ -109,7 +188,12 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
                 code = getattr(getattr(exc, "response", None), "get", lambda _k: None)("error")
                 if code != "already_in_channel":
                     raise
-            respond({"response_type": "ephemeral", "replace_original": False,
-                     "text": f"You are in <#{channel}>."})
+            respond(
+                {
+                    "response_type": "ephemeral",
+                    "replace_original": False,
+                    "text": f"You are in <#{channel}>.",
+                }
+            )
 
         in_background(background, invite)

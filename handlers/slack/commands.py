@@ -67,14 +67,22 @@ def open_declare_modal(rt: Runtime, client: WebClient, body: dict[str, Any], tit
         scopes = [s.name for s in catalog.list_scopes(session)]
     if not services:
         client.chat_postEphemeral(
-            channel=body.get("channel_id"), user=body.get("user_id"),
-            text="No service is configured yet: add one with `imas config apply FILE.yml`.")
+            channel=body.get("channel_id"),
+            user=body.get("user_id"),
+            text="No service is configured yet: add one with `imas config apply FILE.yml`.",
+        )
         return
     metadata = json.dumps({"channel_id": body.get("channel_id")})
-    client.views_open(trigger_id=body["trigger_id"],
-                      view=declare_modal(services=services, scopes=scopes,
-                                         lead_user_id=body.get("user_id"),
-                                         private_metadata=metadata, title=title))
+    client.views_open(
+        trigger_id=body["trigger_id"],
+        view=declare_modal(
+            services=services,
+            scopes=scopes,
+            lead_user_id=body.get("user_id"),
+            private_metadata=metadata,
+            title=title,
+        ),
+    )
 
 
 def _ref(rest: str) -> str | None:
@@ -88,9 +96,16 @@ def _status(status: str) -> Any:
         summary = INCIDENT_REF.sub("", rest).strip() or None
         with rt.transaction() as session:
             fresh = lifecycle.get_or_404(session, incident.id)
-            lifecycle.change_status(session, rt, incident=fresh, status=status,
-                                    actor=actor_from(body, "command"), summary=summary)
+            lifecycle.change_status(
+                session,
+                rt,
+                incident=fresh,
+                status=status,
+                actor=actor_from(body, "command"),
+                summary=summary,
+            )
             return f"{fresh.short_id} is now {fresh.status}."
+
     return handler
 
 
@@ -102,8 +117,9 @@ def _severity(rt: Runtime, body: dict[str, Any], rest: str) -> str:
     incident = find_incident(rt, ref=_ref(rest), channel_id=body.get("channel_id"))
     with rt.transaction() as session:
         fresh = lifecycle.get_or_404(session, incident.id)
-        lifecycle.change_severity(session, rt, incident=fresh, severity=severity,
-                                  actor=actor_from(body, "command"))
+        lifecycle.change_severity(
+            session, rt, incident=fresh, severity=severity, actor=actor_from(body, "command")
+        )
         return f"{fresh.short_id} is now {fresh.severity}."
 
 
@@ -111,8 +127,13 @@ def _note(rt: Runtime, body: dict[str, Any], rest: str) -> str:
     incident = find_incident(rt, ref=_ref(rest), channel_id=body.get("channel_id"))
     with rt.transaction() as session:
         fresh = lifecycle.get_or_404(session, incident.id)
-        lifecycle.add_note(session, rt, incident=fresh, text=INCIDENT_REF.sub("", rest, count=1).strip(),
-                           actor=actor_from(body, "command"))
+        lifecycle.add_note(
+            session,
+            rt,
+            incident=fresh,
+            text=INCIDENT_REF.sub("", rest, count=1).strip(),
+            actor=actor_from(body, "command"),
+        )
     return f"Note added to the timeline of {incident.short_id}."
 
 
@@ -123,8 +144,14 @@ def _role(rt: Runtime, body: dict[str, Any], rest: str) -> str:
     incident = find_incident(rt, ref=_ref(rest), channel_id=body.get("channel_id"))
     with rt.transaction() as session:
         fresh = lifecycle.get_or_404(session, incident.id)
-        lifecycle.assign_role(session, rt, incident=fresh, role=match.group(1), person_ref=match.group(2),
-                              actor=actor_from(body, "command"))
+        lifecycle.assign_role(
+            session,
+            rt,
+            incident=fresh,
+            role=match.group(1),
+            person_ref=match.group(2),
+            actor=actor_from(body, "command"),
+        )
     return f"<@{match.group(2)}> is now {match.group(1).lower()} of {incident.short_id}."
 
 
@@ -133,9 +160,11 @@ def _show(rt: Runtime, body: dict[str, Any], rest: str) -> str:
     with rt.transaction() as session:
         fresh = lifecycle.get_or_404(session, incident.id)
         lead = fresh.lead.label if fresh.lead else "nobody"
-        return (f"*{fresh.short_id}* {fresh.title} — {fresh.severity}, *{fresh.status}*, "
-                f"service {fresh.service.name}, lead {lead}"
-                + (f"\nLID: {fresh.lid_url}" if fresh.lid_url else ""))
+        return (
+            f"*{fresh.short_id}* {fresh.title} — {fresh.severity}, *{fresh.status}*, "
+            f"service {fresh.service.name}, lead {lead}"
+            + (f"\nLID: {fresh.lid_url}" if fresh.lid_url else "")
+        )
 
 
 def _doc(rt: Runtime, body: dict[str, Any], rest: str) -> str:
@@ -159,11 +188,15 @@ def _list(rt: Runtime, body: dict[str, Any], rest: str) -> str:
         _total, rows = incident_store.list_incidents(session, filters=filters, limit=30)
         lines = []
         for incident in rows:
-            if incident.private and not (me and me.id in (incident.lead_id, incident.declared_by_id)):
+            if incident.private and not (
+                me and me.id in (incident.lead_id, incident.declared_by_id)
+            ):
                 continue
             room = f" <#{incident.war_room_channel_id}>" if incident.war_room_channel_id else ""
-            lines.append(f"• *{incident.short_id}* {incident.title} — {incident.severity}, "
-                         f"{incident.status}, {incident.service.name}{room}")
+            lines.append(
+                f"• *{incident.short_id}* {incident.title} — {incident.severity}, "
+                f"{incident.status}, {incident.service.name}{room}"
+            )
     heading = "Open incidents" if filters.open_only else "Incidents"
     return incident_list_text(lines, heading)
 
@@ -178,8 +211,13 @@ def _oncall(rt: Runtime, body: dict[str, Any], rest: str) -> str:
         lines = []
         for team in teams:
             person = team.current_on_call
-            who = (f"<@{person.slack_user_id}>" if person and person.slack_user_id
-                   else person.label if person else "nobody")
+            who = (
+                f"<@{person.slack_user_id}>"
+                if person and person.slack_user_id
+                else person.label
+                if person
+                else "nobody"
+            )
             lines.append(f"• *{team.name}*: {who}")
     return "*On call*\n" + ("\n".join(lines) if lines else "No teams configured.")
 
@@ -261,7 +299,9 @@ def _repair(rt: Runtime, body: dict[str, Any], rest: str) -> str:
             name = STEP_NAMES.get(item.kind, item.kind)
             if item.kind == "notify":
                 name = f"Notify {item.event} → {item.provider_name} {item.recipient or ''}".strip()
-            error = f" — {item.last_error[:120]}" if item.last_error and item.state != "done" else ""
+            error = (
+                f" — {item.last_error[:120]}" if item.last_error and item.state != "done" else ""
+            )
             lines.append(f"{STATE_ICONS.get(item.state, '•')} {name}: {item.state}{error}")
         for task in report.tasks:
             when = f" (due {task.due_at:%Y-%m-%d %H:%M} UTC)" if task.state == "scheduled" else ""

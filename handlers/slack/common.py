@@ -22,7 +22,9 @@ def actor_from(body: dict[str, Any], via: str) -> Actor:
     user = body.get("user") or {}
     user_id = body.get("user_id") or user.get("id")
     name = body.get("user_name") or user.get("username") or user.get("name") or user_id or "someone"
-    return Actor(label=str(name), source="slack", slack_user_id=str(user_id) if user_id else None, via=via)
+    return Actor(
+        label=str(name), source="slack", slack_user_id=str(user_id) if user_id else None, via=via
+    )
 
 
 def in_background(pool: Executor, func: Callable[..., Any], *args: Any) -> None:
@@ -48,7 +50,9 @@ def find_incident(rt: Runtime, *, ref: str | None, channel_id: str | None) -> In
         elif channel_id:
             incident = incident_store.get_by_war_room(session, channel_id=channel_id)
         if incident is None:
-            raise InputError("Which incident? Run this in its war room or add its id, e.g. `INC-A1B2C3`.")
+            raise InputError(
+                "Which incident? Run this in its war room or add its id, e.g. `INC-A1B2C3`."
+            )
         return incident
 
 

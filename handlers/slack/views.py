@@ -62,16 +62,23 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
         metadata = json.loads(view.get("private_metadata") or "{}")
         actor = actor_from(body, str(metadata.get("via") or "modal"))
         try:
-            incident, created = declare(rt, data=data, actor=actor,
-                                        idempotency_key=f"slack-view:{view['id']}")
+            incident, created = declare(
+                rt, data=data, actor=actor, idempotency_key=f"slack-view:{view['id']}"
+            )
         except InputError as exc:
             ack(response_action="errors", errors={exc.field or "title": exc.message})
             return
         ack()
         if created and actor.slack_user_id:
-            in_background(background, _confirm, client, actor.slack_user_id, metadata.get("channel_id"),
-                          f"🚨 {incident.short_id} declared: {incident.title} ({incident.severity}). "
-                          "The war room, the LID and the notifications are on their way.")
+            in_background(
+                background,
+                _confirm,
+                client,
+                actor.slack_user_id,
+                metadata.get("channel_id"),
+                f"🚨 {incident.short_id} declared: {incident.title} ({incident.severity}). "
+                "The war room, the LID and the notifications are on their way.",
+            )
 
     @app.view(RESOLVE_CALLBACK)
     def resolve_submission(ack: Ack, body: dict[str, Any]) -> None:
@@ -81,8 +88,15 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
         if not summary:
             ack(response_action="errors", errors={"summary": "Please summarise the resolution."})
             return
-        _lifecycle_submission(ack, rt, body, lambda session, incident, actor: lifecycle.change_status(
-            session, rt, incident=incident, status="RESOLVED", actor=actor, summary=summary), "summary")
+        _lifecycle_submission(
+            ack,
+            rt,
+            body,
+            lambda session, incident, actor: lifecycle.change_status(
+                session, rt, incident=incident, status="RESOLVED", actor=actor, summary=summary
+            ),
+            "summary",
+        )
 
     @app.view(UPDATE_CALLBACK)
     def update_submission(ack: Ack, body: dict[str, Any]) -> None:
@@ -95,19 +109,40 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
         except ValueError:
             ack(response_action="errors", errors={"next_update": "A number of minutes, e.g. 30."})
             return
-        _lifecycle_submission(ack, rt, body, lambda session, incident, actor: lifecycle.post_status_update(
-            session, rt, incident=incident, text=text, actor=actor, impact=impact,
-            next_update_minutes=minutes), "status_text")
+        _lifecycle_submission(
+            ack,
+            rt,
+            body,
+            lambda session, incident, actor: lifecycle.post_status_update(
+                session,
+                rt,
+                incident=incident,
+                text=text,
+                actor=actor,
+                impact=impact,
+                next_update_minutes=minutes,
+            ),
+            "status_text",
+        )
 
     @app.view(SEVERITY_CALLBACK)
     def severity_submission(ack: Ack, body: dict[str, Any]) -> None:
         values = body["view"].get("state", {}).get("values", {})
         severity = state_value(values, "severity") or ""
-        _lifecycle_submission(ack, rt, body, lambda session, incident, actor: lifecycle.change_severity(
-            session, rt, incident=incident, severity=severity, actor=actor), "severity")
+        _lifecycle_submission(
+            ack,
+            rt,
+            body,
+            lambda session, incident, actor: lifecycle.change_severity(
+                session, rt, incident=incident, severity=severity, actor=actor
+            ),
+            "severity",
+        )
 
 
-def _lifecycle_submission(ack: Ack, rt: Runtime, body: dict[str, Any], change: Any, field: str) -> None:
+def _lifecycle_submission(
+    ack: Ack, rt: Runtime, body: dict[str, Any], change: Any, field: str
+) -> None:
     metadata = json.loads(body["view"].get("private_metadata") or "{}")
     actor = actor_from(body, "modal")
     try:

@@ -29,8 +29,15 @@ def test_fifty_concurrent_declarations(start_server, driver, fake_slack, tmp_pat
     views = list(fake_slack.views_opened)
 
     def submit(index: int) -> int:
-        return slack.submit_view(views[index], {"title": f"Outage number {index}", "service": "redis-prod",
-                                                "severity": "SEV1_CRITICAL"}, user_id=users[index]).status_code
+        return slack.submit_view(
+            views[index],
+            {
+                "title": f"Outage number {index}",
+                "service": "redis-prod",
+                "severity": "SEV1_CRITICAL",
+            },
+            user_id=users[index],
+        ).status_code
 
     with ThreadPoolExecutor(max_workers=N) as pool:
         codes = list(pool.map(submit, range(N)))
@@ -38,10 +45,14 @@ def test_fifty_concurrent_declarations(start_server, driver, fake_slack, tmp_pat
 
     def all_rooms() -> bool:
         with server.rt.transaction() as session:
-            rooms = session.scalar(select(func.count()).select_from(Incident)
-                                   .where(Incident.war_room_channel_id.is_not(None)))
-            open_rows = session.scalar(select(func.count()).select_from(OutboxItem)
-                                       .where(OutboxItem.state != "done"))
+            rooms = session.scalar(
+                select(func.count())
+                .select_from(Incident)
+                .where(Incident.war_room_channel_id.is_not(None))
+            )
+            open_rows = session.scalar(
+                select(func.count()).select_from(OutboxItem).where(OutboxItem.state != "done")
+            )
             return rooms == N and open_rows == 0
 
     wait_until(all_rooms, timeout=120, message="50 war rooms")

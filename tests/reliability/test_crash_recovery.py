@@ -29,8 +29,9 @@ def free_port() -> int:
 
 def start_serve(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     handle = open(log, "ab")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=env, stdout=handle,
-                            stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve"], env=env, stdout=handle, stderr=subprocess.STDOUT
+    )
 
 
 def wait_healthy(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -50,11 +51,18 @@ def wait_healthy(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
 def test_sigkill_after_commit_then_restart(tmp_path, database_url, fake_slack):
     apply_seed_config(tmp_path, database_url)
     port = free_port()
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("IMAS_", "SLACK_", "GOOGLE_"))},
-           "IMAS_DATABASE_URL": database_url, "IMAS_SECRET_KEY": "test-secret-key", "IMAS_PORT": str(port),
-           "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake_slack.url,
-           "IMAS_OUTBOX_LEASE_SECONDS": "2", "IMAS_OUTBOX_POLL_SECONDS": "0.2",
-           "IMAS_SCHEDULER_ENABLED": "false"}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("IMAS_", "SLACK_", "GOOGLE_"))},
+        "IMAS_DATABASE_URL": database_url,
+        "IMAS_SECRET_KEY": "test-secret-key",
+        "IMAS_PORT": str(port),
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": fake_slack.url,
+        "IMAS_OUTBOX_LEASE_SECONDS": "2",
+        "IMAS_OUTBOX_POLL_SECONDS": "0.2",
+        "IMAS_SCHEDULER_ENABLED": "false",
+    }
     log = tmp_path / "serve.log"
     proc = start_serve(env, log)
     try:
@@ -64,8 +72,14 @@ def test_sigkill_after_commit_then_restart(tmp_path, database_url, fake_slack):
         fake_slack.wait_for("views.open")
         view = fake_slack.last_view()
         fake_slack.set_latency(1.5)  # the outbox's Slack calls are in flight when we kill
-        slack.submit_view(view, {"title": "[TEST] Redis Cluster Down", "service": "redis-prod",
-                                 "severity": "SEV1_CRITICAL"})
+        slack.submit_view(
+            view,
+            {
+                "title": "[TEST] Redis Cluster Down",
+                "service": "redis-prod",
+                "severity": "SEV1_CRITICAL",
+            },
+        )
         engine = create_engine(database_url)
 
         def committed() -> bool:
@@ -80,8 +94,9 @@ def test_sigkill_after_commit_then_restart(tmp_path, database_url, fake_slack):
         if proc.poll() is None:
             proc.kill()
     with engine.connect() as conn:
-        in_flight = conn.execute(select(func.count()).select_from(OutboxItem)
-                                 .where(OutboxItem.state == "in_flight")).scalar()
+        in_flight = conn.execute(
+            select(func.count()).select_from(OutboxItem).where(OutboxItem.state == "in_flight")
+        ).scalar()
     assert in_flight, "the kill should interrupt orchestration steps in flight"
     # Calls the dead process had sent still complete at Slack (as a real lost response).
     time.sleep(2.0)
@@ -93,8 +108,9 @@ def test_sigkill_after_commit_then_restart(tmp_path, database_url, fake_slack):
 
         def complete() -> bool:
             with engine.connect() as conn:
-                open_rows = conn.execute(select(func.count()).select_from(OutboxItem)
-                                         .where(OutboxItem.state != "done")).scalar()
+                open_rows = conn.execute(
+                    select(func.count()).select_from(OutboxItem).where(OutboxItem.state != "done")
+                ).scalar()
                 room = conn.execute(select(Incident.war_room_channel_id)).scalar()
                 return bool(room) and open_rows == 0
 
@@ -104,10 +120,15 @@ def test_sigkill_after_commit_then_restart(tmp_path, database_url, fake_slack):
         restarted.wait(15)
     rooms = [c for c in fake_slack.channels.values() if c.name.startswith("inc-")]
     assert len(rooms) == 1, [c.name for c in rooms]
-    announcements = [m for m in fake_slack.messages(SEED_CHANNEL)
-                     if m.get("user") == fake_slack.bot_user_id and not m.get("thread_ts")]
+    announcements = [
+        m
+        for m in fake_slack.messages(SEED_CHANNEL)
+        if m.get("user") == fake_slack.bot_user_id and not m.get("thread_ts")
+    ]
     assert len(announcements) == 1
-    summaries = [m for m in fake_slack.messages(rooms[0].id) if m.get("user") == fake_slack.bot_user_id]
+    summaries = [
+        m for m in fake_slack.messages(rooms[0].id) if m.get("user") == fake_slack.bot_user_id
+    ]
     assert len(summaries) == 1 and len(rooms[0].pins) == 1
     with engine.connect() as conn:
         assert conn.execute(text("select count(*) from incidents")).scalar() == 1

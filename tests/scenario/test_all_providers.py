@@ -25,7 +25,9 @@ from tests.fakes.smtp import SmtpInbox
 ACTOR = Actor(label="alice", source="cli")
 
 
-def config_text(rec: HttpRecorder, smtp: SmtpInbox, slack_url: str, *, opsgenie_key: str = "og-key") -> str:
+def config_text(
+    rec: HttpRecorder, smtp: SmtpInbox, slack_url: str, *, opsgenie_key: str = "og-key"
+) -> str:
     return f"""
 teams:
   - name: SRE Core
@@ -46,10 +48,10 @@ providers:
     config: {{bot_token: "{BOT_TOKEN}", default_channel: {SEED_CHANNEL}, endpoint: "{slack_url}"}}
   - name: Discord
     type: DISCORD
-    config: {{webhook_url: "{rec.url('/api/webhooks/1/discord-token')}"}}
+    config: {{webhook_url: "{rec.url("/api/webhooks/1/discord-token")}"}}
   - name: Teams
     type: TEAMS
-    config: {{webhook_url: "{rec.url('/teams/hook')}"}}
+    config: {{webhook_url: "{rec.url("/teams/hook")}"}}
   - name: Mail
     type: EMAIL
     config: {{host: 127.0.0.1, port: {smtp.port}, username: imas, password: smtp-secret, use_tls: true,
@@ -74,15 +76,21 @@ providers:
 @pytest.fixture
 def receivers(fake_slack: Any) -> Any:
     rec = HttpRecorder().start()
-    rec.default("/pd/v2/enqueue", Reply(202, body={"status": "success", "message": "Event processed"}))
-    rec.default("/og/v2/alerts", Reply(202, body={"result": "Request will be processed", "requestId": "r1"}))
+    rec.default(
+        "/pd/v2/enqueue", Reply(202, body={"status": "success", "message": "Event processed"})
+    )
+    rec.default(
+        "/og/v2/alerts", Reply(202, body={"result": "Request will be processed", "requestId": "r1"})
+    )
     smtp = SmtpInbox().start()
     yield rec, smtp
     rec.stop()
     smtp.stop()
 
 
-def build(make_settings: Any, rec: HttpRecorder, smtp: SmtpInbox, fake_slack: Any, **kwargs: Any) -> Runtime:
+def build(
+    make_settings: Any, rec: HttpRecorder, smtp: SmtpInbox, fake_slack: Any, **kwargs: Any
+) -> Runtime:
     rt = Runtime.build(make_settings(slack_api_url=fake_slack.url))
     document = config_file.parse(config_text(rec, smtp, fake_slack.url, **kwargs), {})
     with rt.transaction() as session:
@@ -92,8 +100,16 @@ def build(make_settings: Any, rec: HttpRecorder, smtp: SmtpInbox, fake_slack: An
 
 
 def declare_sev1(rt: Runtime) -> str:
-    incident, _ = declare(rt, data=DeclareInput(title="Redis primary unreachable", service="redis-prod",
-                                                severity="SEV1_CRITICAL", scopes=["Security"]), actor=ACTOR)
+    incident, _ = declare(
+        rt,
+        data=DeclareInput(
+            title="Redis primary unreachable",
+            service="redis-prod",
+            severity="SEV1_CRITICAL",
+            scopes=["Security"],
+        ),
+        actor=ACTOR,
+    )
     return incident.short_id
 
 
@@ -110,11 +126,20 @@ def test_every_provider_once_then_resolve(make_settings, fake_slack, receivers):
     short_id = declare_sev1(rt)
     worker = make_worker(rt)
     worker.drain()
-    states = {(d["provider"], d["recipient"]): d["state"] for d in deliveries(rt, short_id) if d["kind"] == "notify"}
+    states = {
+        (d["provider"], d["recipient"]): d["state"]
+        for d in deliveries(rt, short_id)
+        if d["kind"] == "notify"
+    }
     assert set(states.values()) == {"done"}, states
-    assert (len(rec.requests_for("/api/webhooks/1/discord-token")), len(rec.requests_for("/teams/hook")),
-            len(rec.requests_for("/pd/v2/enqueue")), len(rec.requests_for("/og/v2/alerts")),
-            len(rec.requests_for("/ntfy/")), len(rec.requests_for("/ovh/sms/sms-1/jobs"))) == (1, 1, 1, 1, 1, 1)
+    assert (
+        len(rec.requests_for("/api/webhooks/1/discord-token")),
+        len(rec.requests_for("/teams/hook")),
+        len(rec.requests_for("/pd/v2/enqueue")),
+        len(rec.requests_for("/og/v2/alerts")),
+        len(rec.requests_for("/ntfy/")),
+        len(rec.requests_for("/ovh/sms/sms-1/jobs")),
+    ) == (1, 1, 1, 1, 1, 1)
     assert sorted(m["To"] for m in smtp.messages) == ["ciso@example.com", "sre@example.com"]
     top = [m for m in fake_slack.messages(SEED_CHANNEL) if not m.get("thread_ts")]
     assert len(top) == 1  # team channel == provider default channel: one announcement
@@ -124,17 +149,29 @@ def test_every_provider_once_then_resolve(make_settings, fake_slack, receivers):
 
     with rt.transaction() as session:
         incident = lifecycle.get_or_404(session, short_id)
-        lifecycle.change_status(session, rt, incident=incident, status="RESOLVED", actor=ACTOR,
-                                summary="Failover to replica")
+        lifecycle.change_status(
+            session,
+            rt,
+            incident=incident,
+            status="RESOLVED",
+            actor=ACTOR,
+            summary="Failover to replica",
+        )
     worker.drain()
     pd = [r.json for r in rec.requests_for("/pd/v2/enqueue")]
     assert [e["event_action"] for e in pd] == ["trigger", "resolve"]
     assert pd[0]["dedup_key"] == pd[1]["dedup_key"]
-    close = [r for r in rec.requests if r.path.startswith("/og/v2/alerts/") and r.path.endswith("/close")]
+    close = [
+        r for r in rec.requests if r.path.startswith("/og/v2/alerts/") and r.path.endswith("/close")
+    ]
     assert len(close) == 1 and close[0].query.get("identifierType") == ["alias"]
-    thread = [m for m in fake_slack.messages(SEED_CHANNEL) if m.get("thread_ts") not in (None, m["ts"])]
+    thread = [
+        m for m in fake_slack.messages(SEED_CHANNEL) if m.get("thread_ts") not in (None, m["ts"])
+    ]
     assert any("Resolved" in m.get("text", "") for m in thread)
-    parents = [m for m in fake_slack.messages(SEED_CHANNEL) if m.get("thread_ts") in (None, m["ts"])]
+    parents = [
+        m for m in fake_slack.messages(SEED_CHANNEL) if m.get("thread_ts") in (None, m["ts"])
+    ]
     assert len(parents) == 1 and "RESOLVED" in str(parents[0]["blocks"])
 
 
@@ -164,12 +201,16 @@ def test_ten_minute_outage_loses_nothing_and_doubles_no_page(make_settings, fake
         worker.run_once(now=now[0])
         now[0] += timedelta(seconds=10)
     rows = {d["provider"]: d for d in deliveries(rt, short_id) if d["kind"] == "notify"}
-    assert all(d["state"] == "done" for d in rows.values()), {k: (v["state"], v["attempts"], v["last_error"]) for k, v in rows.items()}
+    assert all(d["state"] == "done" for d in rows.values()), {
+        k: (v["state"], v["attempts"], v["last_error"]) for k, v in rows.items()
+    }
     pd = [r.json for r in rec.requests_for("/pd/v2/enqueue")]
     assert len({e["dedup_key"] for e in pd}) == 1  # every retry folds into one PagerDuty alert
     assert {e["event_action"] for e in pd} == {"trigger"}
     assert len(smtp.messages) == 2
-    assert len(rec.requests_for("/api/webhooks/1/discord-token")) - failed_calls == 1  # delivered once
+    assert (
+        len(rec.requests_for("/api/webhooks/1/discord-token")) - failed_calls == 1
+    )  # delivered once
 
 
 def test_misconfigured_provider_reported_others_unaffected(make_settings, fake_slack, receivers):

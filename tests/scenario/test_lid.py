@@ -17,8 +17,11 @@ from tests.fakes.google_api import FakeGoogle, make_service_account
 from tests.scenario.conftest import wait_until
 from tests.scenario.test_seed_guide import apply_seed_config, declare_through_modal
 
-TEMPLATE = "LEAD INCIDENT DOCUMENT\n" + "\n".join(f"{name}: {{{{{name}}}}}" for name in PLACEHOLDERS) + \
-    "\nNotes written by humans stay here.\n"
+TEMPLATE = (
+    "LEAD INCIDENT DOCUMENT\n"
+    + "\n".join(f"{name}: {{{{{name}}}}}" for name in PLACEHOLDERS)
+    + "\nNotes written by humans stay here.\n"
+)
 
 
 @pytest.fixture
@@ -41,12 +44,19 @@ def settled(rt: Any) -> Any:
         return None
 
 
-def test_lid_created_linked_and_kept_alive(tmp_path, database_url, start_server, driver, fake_slack, google):
+def test_lid_created_linked_and_kept_alive(
+    tmp_path, database_url, start_server, driver, fake_slack, google
+):
     apply_seed_config(tmp_path, database_url)
     info = make_service_account(google)
-    server = start_server(google_service_account_json=json.dumps(info), google_api_endpoint=google.url,
-                          google_token_uri=google.token_uri, google_lid_template_id="template-1",
-                          google_drive_folder_id="folder-1", google_drive_domain="example.com")
+    server = start_server(
+        google_service_account_json=json.dumps(info),
+        google_api_endpoint=google.url,
+        google_token_uri=google.token_uri,
+        google_lid_template_id="template-1",
+        google_drive_folder_id="folder-1",
+        google_drive_domain="example.com",
+    )
     slack = driver(server)
     declare_through_modal(slack, fake_slack)
     data = wait_until(lambda: settled(server.rt), timeout=20, message="LID and deliveries")
@@ -58,9 +68,15 @@ def test_lid_created_linked_and_kept_alive(tmp_path, database_url, start_server,
     assert "{{" not in text
     assert data["short_id"] in text and "[TEST] Redis Cluster Down" in text and "redis-prod" in text
     assert "Notes written by humans stay here." in text
-    roles = {(p.get("type"), p.get("role"), p.get("emailAddress") or p.get("domain"))
-             for p in google.permissions(doc_id)}
-    assert ("group", "writer", "sre@example.com") in roles or ("user", "writer", "sre@example.com") in roles
+    roles = {
+        (p.get("type"), p.get("role"), p.get("emailAddress") or p.get("domain"))
+        for p in google.permissions(doc_id)
+    }
+    assert ("group", "writer", "sre@example.com") in roles or (
+        "user",
+        "writer",
+        "sre@example.com",
+    ) in roles
     assert ("domain", "reader", "example.com") in roles
     assert any(t["type"] == "DOCUMENT_CREATED" for t in data["timeline"])
     # Linked from the announcement (edited in place once the document exists).
@@ -81,9 +97,16 @@ def test_lid_created_linked_and_kept_alive(tmp_path, database_url, start_server,
 
     wait_until(synced, timeout=20, message="document synced")
     body = google.document_text(doc_id)
-    timeline = body[body.index(start_marker("timeline")):body.index(end_marker("timeline"))]
-    order = [timeline.index(marker) for marker in
-             ("to ACKNOWLEDGED", "to SEV1_CRITICAL", "cache flushed on node 3", "to RESOLVED")]
+    timeline = body[body.index(start_marker("timeline")) : body.index(end_marker("timeline"))]
+    order = [
+        timeline.index(marker)
+        for marker in (
+            "to ACKNOWLEDGED",
+            "to SEV1_CRITICAL",
+            "cache flushed on node 3",
+            "to RESOLVED",
+        )
+    ]
     assert order == sorted(order)
     assert body.count("cache flushed on node 3") == 1
 

@@ -20,8 +20,11 @@ from tests.scenario.conftest import SEED_CHANNEL, SEED_CONFIG, wait_until
 def apply_seed_config(tmp_path: Path, database_url: str) -> None:
     path = tmp_path / "imas.yml"
     path.write_text(SEED_CONFIG)
-    env = {"IMAS_DATABASE_URL": database_url, "IMAS_SECRET_KEY": "test-secret-key",
-           "SLACK_BOT_TOKEN": BOT_TOKEN}
+    env = {
+        "IMAS_DATABASE_URL": database_url,
+        "IMAS_SECRET_KEY": "test-secret-key",
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+    }
     result = CliRunner().invoke(main, ["config", "apply", str(path)], env=env)
     assert result.exit_code == 0, result.output
     assert "created team SRE Core" in result.output
@@ -34,10 +37,16 @@ def declare_through_modal(driver: Any, fake: Any, **values: Any) -> None:
     assert response.status_code == 200
     fake.wait_for("views.open")
     view = fake.last_view()
-    submitted = driver.submit_view(view, {
-        "title": "[TEST] Redis Cluster Down",
-        "description": "Test de notification - connexion timeout sur tous les nœuds",
-        "service": "redis-prod", "severity": "SEV2_HIGH", **values})
+    submitted = driver.submit_view(
+        view,
+        {
+            "title": "[TEST] Redis Cluster Down",
+            "description": "Test de notification - connexion timeout sur tous les nœuds",
+            "service": "redis-prod",
+            "severity": "SEV2_HIGH",
+            **values,
+        },
+    )
     assert submitted.status_code == 200
     assert submitted.text in ("", "{}") or "errors" not in submitted.text, submitted.text
 
@@ -65,8 +74,11 @@ def test_seed_guide_end_to_end(tmp_path, database_url, start_server, driver, fak
 
     # 1. The Slack message in the team's channel (one, even though it is also the
     #    provider's default channel), edited in place to show the war room.
-    announcements = [m for m in fake_slack.messages(SEED_CHANNEL) if m.get("user") == fake_slack.bot_user_id
-                     and not m.get("thread_ts")]
+    announcements = [
+        m
+        for m in fake_slack.messages(SEED_CHANNEL)
+        if m.get("user") == fake_slack.bot_user_id and not m.get("thread_ts")
+    ]
     assert len(announcements) == 1
     blocks = announcements[0]["blocks"]
     assert blocks[0]["text"]["text"] == "🟠 [TEST] Redis Cluster Down - redis-prod"

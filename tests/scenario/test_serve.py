@@ -24,8 +24,11 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def test_half_slack_configuration_refuses_to_start(tmp_path):
-    result = CliRunner().invoke(main, ["serve"], env={"SLACK_BOT_TOKEN": "xoxb-1",
-                                                      "IMAS_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
+    result = CliRunner().invoke(
+        main,
+        ["serve"],
+        env={"SLACK_BOT_TOKEN": "xoxb-1", "IMAS_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"},
+    )
     assert result.exit_code == 2
     assert "SLACK_BOT_TOKEN is set but SLACK_SIGNING_SECRET is not" in result.output
 
@@ -37,9 +40,14 @@ def test_invalid_setting_is_named(tmp_path):
 
 def test_serve_without_slack_starts_and_says_so(tmp_path):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], cwd=tmp_path,
-                            env=clean_env(IMAS_PORT=str(port)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve"],
+        cwd=tmp_path,
+        env=clean_env(IMAS_PORT=str(port)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -63,14 +71,23 @@ def test_health_metrics_and_incident_page(start_server, tmp_path, database_url):
     apply_seed_config(tmp_path, database_url)
     server = start_server()
     base = f"http://127.0.0.1:{server.port}"
-    public, _ = declare(server.rt, data=DeclareInput(title="<b>Redis</b> down", service="redis-prod",
-                                                     severity="SEV3_MEDIUM"), actor=Actor("alice", "cli"))
-    secret, _ = declare(server.rt, data=DeclareInput(title="Data leak", service="redis-prod", severity="SEV1_CRITICAL",
-                                                     private=True), actor=Actor("alice", "cli"))
+    public, _ = declare(
+        server.rt,
+        data=DeclareInput(title="<b>Redis</b> down", service="redis-prod", severity="SEV3_MEDIUM"),
+        actor=Actor("alice", "cli"),
+    )
+    secret, _ = declare(
+        server.rt,
+        data=DeclareInput(
+            title="Data leak", service="redis-prod", severity="SEV1_CRITICAL", private=True
+        ),
+        actor=Actor("alice", "cli"),
+    )
     assert requests.get(f"{base}/readyz", timeout=2).status_code == 200
     metrics = requests.get(f"{base}/metrics", timeout=2).text
     assert 'imas_incidents{severity="SEV3_MEDIUM",status="TRIGGERED"} 1.0' in metrics
     assert "imas_outbox_items" in metrics
+    assert "imas_http_request_duration_seconds_bucket" in metrics and 'route="/readyz"' in metrics
     page = requests.get(f"{base}/incidents/{public.short_id}", timeout=2)
     assert page.status_code == 200 and "&lt;b&gt;Redis&lt;/b&gt; down" in page.text
     assert requests.get(f"{base}/incidents/{secret.short_id}", timeout=2).status_code == 404

@@ -44,8 +44,11 @@ METHOD_SCOPES = {
     "views.update": set(),
     "views.push": set(),
 }
-EVENT_SCOPES = {"reaction_added": {"reactions:read"}, "reaction_removed": {"reactions:read"},
-                "app_home_opened": set()}
+EVENT_SCOPES = {
+    "reaction_added": {"reactions:read"},
+    "reaction_removed": {"reactions:read"},
+    "app_home_opened": set(),
+}
 
 
 def manifest() -> dict:
@@ -80,7 +83,9 @@ def used(pattern: str) -> set[str]:
 
 def test_manifest_validates_against_slack_schema():
     if not SCHEMA.exists():
-        pytest.fail(f"Slack's manifest schema is expected at {SCHEMA} (the shared/ folder beside the repo)")
+        pytest.fail(
+            f"Slack's manifest schema is expected at {SCHEMA} (the shared/ folder beside the repo)"
+        )
     schema = json.loads(SCHEMA.read_text())
     jsonschema.Draft7Validator(schema).validate(manifest())
 
@@ -93,7 +98,8 @@ def test_manifest_declares_exactly_the_command_shortcuts_and_events():
     assert shortcuts == used(r'app\.(?:shortcut|message_shortcut)\("([a-z_]+)"\)')
     events = set(data["settings"]["event_subscriptions"]["bot_events"])
     assert events == used(r'app\.event\("([a-z_]+)"\)') | (
-        {"app_home_opened"} if data["features"]["app_home"]["home_tab_enabled"] else set())
+        {"app_home_opened"} if data["features"]["app_home"]["home_tab_enabled"] else set()
+    )
 
 
 def test_manifest_scopes_are_exactly_those_the_code_needs():

@@ -36,7 +36,9 @@ ENV = {"SLACK_BOT_TOKEN": "xoxb-secret-token-value", "PD_KEY": "pd-secret-routin
 
 
 def test_errors_name_file_line_and_key():
-    bad = GOOD.replace("TIER_1_CRITICAL", "TIER_9").replace("owner_team: SRE Core", "owner_team: Nobody")
+    bad = GOOD.replace("TIER_1_CRITICAL", "TIER_9").replace(
+        "owner_team: SRE Core", "owner_team: Nobody"
+    )
     with pytest.raises(ConfigError) as err:
         config_file.parse(bad, ENV, name="imas.yml")
     text = str(err.value)
@@ -45,7 +47,8 @@ def test_errors_name_file_line_and_key():
 
 def test_every_problem_is_reported_at_once():
     bad = GOOD.replace("owner_team: SRE Core", "owner_team: Nobody").replace(
-        "default_channel: C0123456789}", "default_channel: C0123456789, colour: red}")
+        "default_channel: C0123456789}", "default_channel: C0123456789, colour: red}"
+    )
     with pytest.raises(ConfigError) as err:
         config_file.parse(bad, ENV, name="imas.yml")
     text = str(err.value)
@@ -56,7 +59,10 @@ def test_every_problem_is_reported_at_once():
 def test_missing_environment_variable():
     with pytest.raises(ConfigError) as err:
         config_file.parse(GOOD, {"SLACK_BOT_TOKEN": "xoxb-1"}, name="imas.yml")
-    assert "imas.yml:15: providers[1].config.routing_key: environment variable PD_KEY is not set" in str(err.value)
+    assert (
+        "imas.yml:15: providers[1].config.routing_key: environment variable PD_KEY is not set"
+        in str(err.value)
+    )
 
 
 def test_apply_is_idempotent_and_secrets_are_encrypted(make_settings):
@@ -75,8 +81,14 @@ def test_apply_is_idempotent_and_secrets_are_encrypted(make_settings):
     assert "xoxb-secret-token-value" not in exported and "pd-secret-routing-key" not in exported
     assert "${IMAS_PAGERDUTY_ROUTING_KEY}" in exported
     # The export is itself a valid configuration file.
-    config_file.parse(exported, {"IMAS_SLACK_PRODUCTION_BOT_TOKEN": "x", "IMAS_PAGERDUTY_ROUTING_KEY": "y",
-                                 "IMAS_PAGERDUTY_URL": "https://events.pagerduty.com/v2/enqueue"})
+    config_file.parse(
+        exported,
+        {
+            "IMAS_SLACK_PRODUCTION_BOT_TOKEN": "x",
+            "IMAS_PAGERDUTY_ROUTING_KEY": "y",
+            "IMAS_PAGERDUTY_URL": "https://events.pagerduty.com/v2/enqueue",
+        },
+    )
 
 
 def test_cli_validate_apply_and_incident_json(tmp_path, database_url):
@@ -90,21 +102,68 @@ def test_cli_validate_apply_and_incident_json(tmp_path, database_url):
     result = runner.invoke(main, ["config", "validate", str(broken)], env=env)
     assert result.exit_code == 2 and "broken.yml:1" in result.output
     assert runner.invoke(main, ["config", "apply", str(path)], env=env).exit_code == 0
-    declared = runner.invoke(main, ["incident", "declare", "--title", "Redis down", "--service", "redis-prod",
-                                    "--severity", "SEV3_MEDIUM", "--json", "--wait", "0"], env=env)
+    declared = runner.invoke(
+        main,
+        [
+            "incident",
+            "declare",
+            "--title",
+            "Redis down",
+            "--service",
+            "redis-prod",
+            "--severity",
+            "SEV3_MEDIUM",
+            "--json",
+            "--wait",
+            "0",
+        ],
+        env=env,
+    )
     assert declared.exit_code == 0, declared.output
     incident = json.loads(declared.stdout)
     listed = json.loads(runner.invoke(main, ["incident", "list", "--json"], env=env).stdout)
     assert [i["short_id"] for i in listed] == [incident["short_id"]]
-    for key in ("short_id", "title", "description", "severity", "status", "service", "team", "lead", "lid_url",
-                "war_room_channel_id", "war_room_url", "created_at", "acknowledged_at", "mitigated_at",
-                "resolved_at"):
+    for key in (
+        "short_id",
+        "title",
+        "description",
+        "severity",
+        "status",
+        "service",
+        "team",
+        "lead",
+        "lid_url",
+        "war_room_channel_id",
+        "war_room_url",
+        "created_at",
+        "acknowledged_at",
+        "mitigated_at",
+        "resolved_at",
+    ):
         assert key in listed[0]
-    shown = json.loads(runner.invoke(main, ["incident", "show", incident["short_id"], "--json"], env=env).stdout)
+    shown = json.loads(
+        runner.invoke(main, ["incident", "show", incident["short_id"], "--json"], env=env).stdout
+    )
     assert shown["timeline"][0]["type"] == "STATUS_CHANGE"
-    assert {"provider", "recipient", "state", "attempts", "last_error"} <= set(shown["deliveries"][0])
-    bad = runner.invoke(main, ["incident", "declare", "--title", "x", "--service", "nope", "--severity",
-                               "SEV3_MEDIUM", "--wait", "0"], env=env)
+    assert {"provider", "recipient", "state", "attempts", "last_error"} <= set(
+        shown["deliveries"][0]
+    )
+    bad = runner.invoke(
+        main,
+        [
+            "incident",
+            "declare",
+            "--title",
+            "x",
+            "--service",
+            "nope",
+            "--severity",
+            "SEV3_MEDIUM",
+            "--wait",
+            "0",
+        ],
+        env=env,
+    )
     assert bad.exit_code == 2 and "Unknown service" in bad.output
     acked = runner.invoke(main, ["incident", "ack", incident["short_id"], "--wait", "0"], env=env)
     assert acked.exit_code == 0

@@ -13,7 +13,10 @@ VALID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,79}$")
 
 
 def test_seed_title():
-    assert channel_name("INC-A1B2C3", "[TEST] Redis Cluster Down") == "inc-a1b2c3-test-redis-cluster-down"
+    assert (
+        channel_name("INC-A1B2C3", "[TEST] Redis Cluster Down")
+        == "inc-a1b2c3-test-redis-cluster-down"
+    )
 
 
 def test_accents_emoji_and_punctuation_only():

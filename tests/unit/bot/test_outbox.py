@@ -50,7 +50,9 @@ def row(rt):
 
 def test_permanent_error_is_dead_after_one_attempt(make_settings):
     def boom(_n):
-        raise PermanentProviderError("Slack chat.postMessage failed: channel_not_found", hint="invite the bot")
+        raise PermanentProviderError(
+            "Slack chat.postMessage failed: channel_not_found", hint="invite the bot"
+        )
 
     rt, worker, calls = run(make_settings, boom)
     worker.run_once()
