@@ -1,8 +1,13 @@
 """Send pre-signed HTTP requests all at once from a separate process and print each
-one's latency (seconds) as JSON, so the load generator never shares an interpreter (or
+one's ``[latency in seconds, wall-clock time it was sent]`` as JSON, so the load generator never shares an interpreter (or
 its GIL) with the server or the Slack stand-in being measured.
 
-Input on stdin: {"url": ..., "requests": [{"body": str, "headers": {...}}, ...]}.
+It speaks HTTP/1.1 over raw asyncio streams (no client library), opens every connection
+before the burst, then writes all requests at once: what is timed is the server's
+answer, not the client's own overhead.
+
+Input on stdin: {"url": "http://127.0.0.1:PORT/path", "requests": [{"body": str,
+"headers": {...}}, ...]}.
 """
 
 from __future__ import annotations
@@ -11,30 +16,50 @@ import asyncio
 import json
 import sys
 import time
+from urllib.parse import urlsplit
 
-import httpx
+
+async def one(host: str, port: int, raw: bytes, gate: asyncio.Event) -> tuple[float, float]:
+    reader, writer = await asyncio.open_connection(host, port)
+    await gate.wait()
+    sent_at = time.time()
+    start = time.perf_counter()
+    writer.write(raw)
+    await writer.drain()
+    status = await reader.readline()
+    length = 0
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b""):
+            break
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value.strip())
+    if length:
+        await reader.readexactly(length)
+    elapsed = time.perf_counter() - start
+    writer.close()
+    if b" 200 " not in status:
+        raise SystemExit(f"unexpected answer: {status!r}")
+    return elapsed, sent_at
 
 
-async def fire(url: str, requests: list[dict[str, object]]) -> list[float]:
-    limits = httpx.Limits(max_connections=len(requests), max_keepalive_connections=len(requests))
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-        gate = asyncio.Event()
-
-        async def one(item: dict[str, object]) -> float:
-            await gate.wait()
-            start = time.perf_counter()
-            response = await client.post(
-                url, content=str(item["body"]).encode(), headers=dict(item["headers"])
-            )  # type: ignore[arg-type]
-            elapsed = time.perf_counter() - start
-            if response.status_code != 200:
-                raise SystemExit(f"HTTP {response.status_code}: {response.text[:200]}")
-            return elapsed
-
-        tasks = [asyncio.create_task(one(item)) for item in requests]
-        await asyncio.sleep(0.05)
-        gate.set()
-        return list(await asyncio.gather(*tasks))
+async def fire(url: str, requests: list[dict[str, object]]) -> list[tuple[float, float]]:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    gate = asyncio.Event()
+    tasks = []
+    for item in requests:
+        body = str(item["body"]).encode()
+        headers = dict(item["headers"])  # type: ignore[call-overload]
+        head = (
+            f"POST {parts.path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}\r\n"
+        )
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "Connection: close\r\n\r\n"
+        tasks.append(asyncio.create_task(one(host, port, head.encode() + body, gate)))
+    await asyncio.sleep(0.3)  # every connection is open before the burst
+    gate.set()
+    return list(await asyncio.gather(*tasks))
 
 
 def main() -> None:

@@ -25,6 +25,37 @@ from bot.slack_app import ReplayCache, build_bolt_app, dedup_key, first_time, ve
 log = logging.getLogger(__name__)
 
 
+class RequestTimer:
+    """ASGI middleware recording ``imas_http_request_duration_seconds`` by route template.
+
+    Plain ASGI rather than ``@app.middleware("http")`` (BaseHTTPMiddleware), whose extra
+    task and stream per request costs more than a whole Slack ack.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_wrapper(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            metrics.REQUEST_SECONDS.labels(scope["method"], route, str(status["code"])).observe(
+                time.perf_counter() - started
+            )
+
+
 def create_app(rt: Runtime) -> FastAPI:
     app = FastAPI(
         title="IMAS",
@@ -35,16 +66,6 @@ def create_app(rt: Runtime) -> FastAPI:
     )
     app.state.rt = rt
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next: Any) -> Response:
-        started = time.perf_counter()
-        response: Response = await call_next(request)
-        route = request.scope.get("route")
-        label = getattr(route, "path", "unmatched")
-        metrics.REQUEST_SECONDS.labels(request.method, label, str(response.status_code)).observe(
-            time.perf_counter() - started
-        )
-        return response
 
     bolt = None
     replays = ReplayCache()
@@ -123,4 +144,5 @@ def create_app(rt: Runtime) -> FastAPI:
         log.debug("REST API not installed")
     else:
         install_api(app, rt)
+    app.add_middleware(RequestTimer)
     return app

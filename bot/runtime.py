@@ -22,7 +22,13 @@ from providers.http import HttpClient
 from providers.registry import build_provider
 from providers.slack_api import SlackApi
 from storage import catalog
-from storage.db import make_engine, make_session_factory, transaction, upgrade
+from storage.db import (
+    make_engine,
+    make_read_session_factory,
+    make_session_factory,
+    transaction,
+    upgrade,
+)
 from storage.models import NotificationProviderRow, utcnow
 
 if TYPE_CHECKING:
@@ -36,6 +42,7 @@ class Runtime:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    read_sessions: sessionmaker[Session]
     box: SecretBox
     http: HttpClient
     clock: Callable[[], datetime] = utcnow
@@ -55,6 +62,7 @@ class Runtime:
             settings=settings,
             engine=engine,
             sessions=make_session_factory(engine),
+            read_sessions=make_read_session_factory(engine),
             box=secret_box(settings),
             http=HttpClient(
                 connect_timeout=settings.http_connect_timeout,
@@ -66,6 +74,12 @@ class Runtime:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         with transaction(self.sessions) as session:
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for reads only (never queues behind writers on SQLite)."""
+        with transaction(self.read_sessions) as session:
             yield session
 
     def wake_outbox(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 
 import uvicorn
@@ -80,6 +81,10 @@ class Server:
 
     def run(self) -> None:
         """Block until SIGINT/SIGTERM, then shut down gracefully."""
+        # Many short request threads share the GIL with background Slack calls; a shorter
+        # switch interval (default 5 ms) lets an ack's few hundred microseconds of work run
+        # without waiting out other threads' slices.
+        sys.setswitchinterval(0.0005)
         self.start_workers()
         self.announce()
         try:

@@ -5,13 +5,16 @@ request to it: signature (non-numeric or stale timestamps are 401, never 500) an
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
 from slack_bolt import App
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy.exc import IntegrityError
@@ -21,6 +24,44 @@ from bot.runtime import Runtime
 from storage.models import SeenRequest
 
 MAX_SKEW_SECONDS = 300
+log = logging.getLogger(__name__)
+
+
+class BotIdentity:
+    """Bolt's authorization without a Slack call on the request path.
+
+    Bolt's default single-workspace authorization calls ``auth.test`` on the first request,
+    before the listener can ack: with a slow Slack that first ack is late. Here the token
+    is known, and the bot's user id (used to ignore the bot's own events) is fetched once
+    in the background at start-up.
+    """
+
+    def __init__(self, *, token: str, client: WebClient) -> None:
+        self.token = token
+        self.client = client
+        self.bot_user_id: str | None = None
+        self.bot_id: str | None = None
+
+    def warm_up(self) -> None:
+        threading.Thread(target=self._fetch, name="slack-identity", daemon=True).start()
+
+    def _fetch(self) -> None:
+        try:
+            data = self.client.auth_test()
+        except Exception:  # Slack down at start: events from the bot itself are still filtered by bot_id
+            log.warning("could not read the bot identity (auth.test); run imas doctor")
+            return
+        self.bot_user_id = data.get("user_id")
+        self.bot_id = data.get("bot_id")
+
+    def authorizer(self) -> Callable[..., AuthorizeResult]:
+        """The ``authorize`` function for Bolt (which injects arguments by name)."""
+
+        def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
+            return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=self.token,
+                                   bot_user_id=self.bot_user_id, bot_id=self.bot_id)
+
+        return authorize
 
 
 def build_bolt_app(rt: Runtime) -> tuple[App, ThreadPoolExecutor]:
@@ -37,12 +78,14 @@ def build_bolt_app(rt: Runtime) -> tuple[App, ThreadPoolExecutor]:
     # Listeners run in the request's own thread and answer when they return: each one
     # acks, then hands any Slack call to ``background``. This avoids Bolt's hop to its
     # listener executor and its 10 ms ack polling, which dominate the ack latency under load.
+    identity = BotIdentity(token=settings.slack_bot_token.get_secret_value(), client=client)
     app = App(
         client=client,
         signing_secret=settings.slack_signing_secret.get_secret_value(),
-        token_verification_enabled=False,  # start even while Slack is unreachable; doctor checks
+        authorize=identity.authorizer(),
         process_before_response=True,
     )
+    identity.warm_up()
     # Opening modals must happen within the 3 s of the trigger id: one thread per modal
     # in a burst of declarations, not a queue.
     background = ThreadPoolExecutor(max_workers=100, thread_name_prefix="slack-ui")

@@ -65,11 +65,23 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Read-only sessions (see ``make_read_session_factory``) must not queue on the
+        # write lock; every other transaction takes it up front.
+        if conn.get_execution_options().get("imas_readonly"):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def make_read_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for reads only. On SQLite they begin with a plain (deferred) ``BEGIN`` so
+    they run beside writers instead of queueing for the write lock; a write attempted in
+    one is a programming error (it may fail with "database is locked")."""
+    return sessionmaker(bind=engine.execution_options(imas_readonly=True), expire_on_commit=False)
 
 
 @contextlib.contextmanager

@@ -378,6 +378,7 @@ def _public_message(message: dict[str, Any], *, include_metadata: bool = True) -
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 256  # bursts of 50+ concurrent calls (benches, load tests)
 
     def __init__(self, address: tuple[str, int], fake: FakeSlack) -> None:
         super().__init__(address, _RequestHandler)

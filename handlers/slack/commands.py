@@ -62,7 +62,7 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
 
 
 def open_declare_modal(rt: Runtime, client: WebClient, body: dict[str, Any], title: str) -> None:
-    with rt.transaction() as session:
+    with rt.reading() as session:
         services = [s.name for s in catalog.list_services(session, active_only=True)]
         scopes = [s.name for s in catalog.list_scopes(session)]
     if not services:
