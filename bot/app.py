@@ -66,7 +66,6 @@ def create_app(rt: Runtime) -> FastAPI:
     )
     app.state.rt = rt
 
-
     bolt = None
     replays = ReplayCache()
     if rt.settings.slack_enabled:
@@ -80,6 +79,14 @@ def create_app(rt: Runtime) -> FastAPI:
                 {"error": "Slack is disabled: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET"},
                 status_code=404,
             )
+        background.begin()  # post-ack Slack calls wait while requests are being answered
+        try:
+            return await answer_slack(request)
+        finally:
+            background.end()
+
+    async def answer_slack(request: Request) -> Response:
+        assert bolt is not None and rt.settings.slack_signing_secret is not None
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > rt.settings.max_body_bytes:
             return JSONResponse({"error": "request body too large"}, status_code=413)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import subprocess
 import sys
 import threading
+import time
 
 import uvicorn
 
@@ -79,18 +83,73 @@ class Server:
             self.scheduler.stop()
         self.worker.stop()
 
+    def listening_socket(self) -> socket.socket | None:
+        """With several web processes, each binds the port with SO_REUSEPORT and the
+        kernel spreads connections between them; None lets uvicorn bind as usual."""
+        if not self.settings.reuse_port and self.settings.web_processes == 1:
+            return None
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((self.settings.host, self.settings.port))
+        sock.listen(2048)
+        sock.set_inheritable(False)
+        return sock
+
+    def spawn_siblings(self) -> list[subprocess.Popen[bytes]]:
+        """Start ``web_processes - 1`` more ``imas serve`` processes on the same port.
+
+        Every process runs the whole service (HTTP, outbox workers, scheduler): outbox rows
+        are claimed safely by any of them and the scheduler's lease picks one leader, so a
+        sibling dying loses nothing.
+        """
+        env = environment() | {
+            "IMAS_WEB_PROCESSES": "1",
+            "IMAS_REUSE_PORT": "true",
+            "IMAS_PORT": str(self.settings.port),
+            "IMAS_PARENT_PID": str(os.getpid()),
+        }
+        return [
+            subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=env)  # noqa: S603
+            for _ in range(self.settings.web_processes - 1)
+        ]
+
+    def _exit_with_parent(self) -> None:
+        """A sibling started by ``spawn_siblings`` stops when the process that started it
+        is gone (even if it was SIGKILLed), so no orphan keeps serving the port."""
+        parent = environment().get("IMAS_PARENT_PID")
+        if not parent:
+            return
+
+        def watch() -> None:
+            while not self.server.should_exit:
+                if os.getppid() != int(parent):
+                    log.warning("parent process %s is gone: shutting down", parent)
+                    self.server.should_exit = True
+                    return
+                time.sleep(1)
+
+        threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
     def run(self) -> None:
         """Block until SIGINT/SIGTERM, then shut down gracefully."""
         # Many short request threads share the GIL with background Slack calls; a shorter
         # switch interval (default 5 ms) lets an ack's few hundred microseconds of work run
         # without waiting out other threads' slices.
         sys.setswitchinterval(0.0005)
+        sock = self.listening_socket()
+        siblings = self.spawn_siblings() if self.settings.web_processes > 1 else []
+        self._exit_with_parent()
         self.start_workers()
         self.announce()
         try:
-            self.server.run()
+            self.server.run(sockets=[sock] if sock else None)
         finally:
+            for sibling in siblings:
+                sibling.terminate()
             self.stop_workers()
+            for sibling in siblings:
+                sibling.wait(15)
             self.rt.close()
 
     def start_in_thread(self) -> None:

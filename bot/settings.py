@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", validation_alias="IMAS_LOG_LEVEL")
     log_format: str = Field("text", validation_alias="IMAS_LOG_FORMAT")
 
+    web_processes: int = Field(1, ge=1, le=32, validation_alias="IMAS_WEB_PROCESSES")
+    reuse_port: bool = Field(False, validation_alias="IMAS_REUSE_PORT")
     outbox_workers: int = Field(32, ge=1, le=128, validation_alias="IMAS_OUTBOX_WORKERS")
     outbox_poll_seconds: float = Field(1.0, gt=0, validation_alias="IMAS_OUTBOX_POLL_SECONDS")
     outbox_lease_seconds: float = Field(120.0, gt=0, validation_alias="IMAS_OUTBOX_LEASE_SECONDS")
