@@ -35,6 +35,23 @@ def latest_for_fingerprint(session: Session, *, source: str, fingerprint: str) -
     )
 
 
+def latest_for_fingerprints(
+    session: Session, *, source: str, fingerprints: Iterable[str]
+) -> dict[str, Alert]:
+    """``latest_for_fingerprint`` for many fingerprints in one query per 500."""
+    wanted = sorted(set(fingerprints))
+    found: dict[str, Alert] = {}
+    for start in range(0, len(wanted), 500):
+        rows = session.scalars(
+            select(Alert)
+            .where(Alert.source == source, Alert.fingerprint.in_(wanted[start : start + 500]))
+            .order_by(Alert.last_seen_at, Alert.id)
+        )
+        for row in rows:
+            found[row.fingerprint] = row  # ordered: the last one wins
+    return found
+
+
 def open_incident_for_key(session: Session, *, key: str) -> Incident | None:
     """The newest open (not RESOLVED) incident that an alert with ``incident_key == key``
     is linked to, if any."""
@@ -70,8 +87,14 @@ def lock_keys(session: Session, *, keys: Iterable[str]) -> None:
     if session.get_bind().dialect.name != "postgresql":
         return
     ids = sorted({_lock_id(key) for key in keys})
-    for lock_id in ids:
-        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+    if ids:  # one round trip; the sorted subquery fixes the order the locks are taken in
+        session.execute(
+            text(
+                "SELECT pg_advisory_xact_lock(id) FROM "
+                "(SELECT unnest(CAST(:ids AS bigint[])) AS id ORDER BY id) AS wanted"
+            ),
+            {"ids": ids},
+        )
 
 
 def _lock_id(key: str) -> int:

@@ -184,6 +184,11 @@ class _Batch:
         self.open_by_key: dict[str, Incident] = {}
         self.resolve_candidates: dict[int, Incident] = {}
         self.group_start: dict[str, datetime] = {}
+        # One query for every fingerprint of the payload instead of one per alert.
+        self.latest = alert_store.latest_for_fingerprints(
+            session, source=source, fingerprints=[bounded_fingerprint(a) for a in alerts]
+        )
+        self.keys_without_incident: set[str] = set()
         self.group_severity: dict[str, str] = {}
         for alert in alerts:
             if alert.status != "firing":
@@ -227,7 +232,7 @@ def _ingest_one(batch: _Batch, alert: ParsedAlert) -> None:
     )
     fingerprint = bounded_fingerprint(alert)
     key = bounded_key(alert)
-    row = alert_store.latest_for_fingerprint(session, source=batch.source, fingerprint=fingerprint)
+    row = batch.latest.get(fingerprint)
     previous_status: str | None = None
     if row is not None and (
         row.status == "firing"
@@ -265,7 +270,7 @@ def _ingest_one(batch: _Batch, alert: ParsedAlert) -> None:
             rule_name=rule.name if rule else None,
         )
         session.add(row)
-        session.flush()
+        batch.latest[fingerprint] = row
         batch.result.stored += 1
 
     linked = session.get(Incident, row.incident_id) if row.incident_id is not None else None
@@ -302,10 +307,11 @@ def _link_to_incident(
 ) -> None:
     session = batch.session
     incident = batch.open_by_key.get(key)
-    if incident is None or not incident.is_open:
+    if (incident is None or not incident.is_open) and key not in batch.keys_without_incident:
         incident = alert_store.open_incident_for_key(session, key=key)
     if incident is None:
         if rule is None or not rule.auto_create:
+            batch.keys_without_incident.add(key)
             return
         incident = _declare_for(batch, row, alert, rule, key)
         if incident is None:
