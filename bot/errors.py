@@ -90,3 +90,12 @@ class RetryableProviderError(ProviderError):
 
 class PermanentProviderError(ProviderError):
     """Failure that will not go away by retrying (bad config, auth, missing target)."""
+
+
+class Defer(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """An outbox step cannot run yet (it waits on another step, or its provider's circuit
+    is open); the outbox retries it after ``seconds`` without counting an attempt."""
+
+    def __init__(self, reason: str, seconds: float = 1.0) -> None:
+        super().__init__(reason)
+        self.seconds = seconds

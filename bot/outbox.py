@@ -28,21 +28,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from bot.errors import PermanentProviderError, ProviderError, RetryableProviderError
+from bot.errors import Defer, PermanentProviderError, ProviderError, RetryableProviderError
 from bot.runtime import Runtime
 from providers.base import delivery_attempt
 from storage import outbox as outbox_store
 from storage.models import OutboxItem
 
 log = logging.getLogger(__name__)
-
-
-class Defer(Exception):  # noqa: N818 - a control-flow signal, not an error
-    """The step cannot run yet (it waits on another step); retry after ``seconds``."""
-
-    def __init__(self, reason: str, seconds: float = 1.0) -> None:
-        super().__init__(reason)
-        self.seconds = seconds
 
 
 # A step performs one outbox row. It may write to ``session`` (committed with ``done``)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.breaker import CircuitBreakers
 from bot.crypto import SecretBox, secret_box
 from bot.errors import PermanentProviderError
 from bot.settings import Settings
@@ -47,11 +48,16 @@ class Runtime:
     http: HttpClient
     clock: Callable[[], datetime] = utcnow
     outbox_wake: threading.Event = field(default_factory=threading.Event)
+    breakers: CircuitBreakers = field(init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _providers: dict[tuple[str, str], NotificationProvider] = field(default_factory=dict)
     _slack_api: SlackApi | None = None
     _lid: Any = None
     _lid_built: bool = False
+
+    def __post_init__(self) -> None:
+        # Read ``self.clock`` at call time: tests swap it for a controlled clock.
+        self.breakers = CircuitBreakers(clock=lambda: self.clock().timestamp())
 
     @classmethod
     def build(cls, settings: Settings, *, migrate: bool = True) -> Runtime:

@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.errors import PermanentProviderError, RetryableProviderError
+from bot.errors import Defer, PermanentProviderError, RetryableProviderError
 from bot.naming import channel_name
-from bot.outbox import Defer, OutboxWorker
+from bot.outbox import OutboxWorker
 from bot.presenter import view_of
 from bot.runtime import Runtime
 from providers.base import IncidentView, Notification, Recipient
@@ -102,12 +102,21 @@ def notify_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
         recipient.address or provider.name,
         extra={"incident": view.short_id},
     )
-    result = provider.send(
-        notification,
-        recipient,
-        idempotency_key=item.idempotency_key,
-        prior=anchor.result if anchor is not None and anchor.id != item.id else None,
-    )
+    rt.breakers.before(provider.name)
+    try:
+        result = provider.send(
+            notification,
+            recipient,
+            idempotency_key=item.idempotency_key,
+            prior=anchor.result if anchor is not None and anchor.id != item.id else None,
+        )
+    except RetryableProviderError:
+        rt.breakers.failure(provider.name)
+        raise
+    except PermanentProviderError:
+        rt.breakers.success(provider.name)  # the target answered
+        raise
+    rt.breakers.success(provider.name)
     log.info("%s notification sent successfully", label, extra={"incident": view.short_id})
     if item.event == "created" and isinstance(provider, SlackProvider) and recipient.kind != "user":
         # Steps that finished while this post was in flight are shown at once.

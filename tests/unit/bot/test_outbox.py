@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from bot.errors import PermanentProviderError, RetryableProviderError
-from bot.outbox import Defer, OutboxWorker, backoff_seconds
+from bot.errors import Defer, PermanentProviderError, RetryableProviderError
+from bot.outbox import OutboxWorker, backoff_seconds
 from bot.runtime import Runtime
 from storage import outbox as store
 from storage.models import OutboxItem, utcnow
