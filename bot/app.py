@@ -79,11 +79,11 @@ def create_app(rt: Runtime) -> FastAPI:
                 {"error": "Slack is disabled: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET"},
                 status_code=404,
             )
-        background.begin()  # post-ack Slack calls wait while requests are being answered
+        rt.ack_gate.begin()  # background work waits while Slack requests are answered
         try:
             return await answer_slack(request)
         finally:
-            background.end()
+            rt.ack_gate.end()
 
     async def answer_slack(request: Request) -> Response:
         assert bolt is not None and rt.settings.slack_signing_secret is not None

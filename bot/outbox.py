@@ -124,6 +124,7 @@ class OutboxWorker:
 
     def _run_and_release(self, item: OutboxItem) -> None:
         try:
+            self.rt.ack_gate.wait()
             self.process(item)
         finally:
             self._busy.release()

@@ -5,6 +5,7 @@ and passed to flows, handlers and workers (no globals, no ``os.environ`` outside
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,6 +39,36 @@ if TYPE_CHECKING:
 APP_SLACK_PROVIDER = "Slack (app)"
 
 
+class AckGate:
+    """Lets Slack's acks go first.
+
+    The HTTP layer counts the Slack requests being answered (``begin``/``end``);
+    background work (post-ack Slack calls, outbox steps) calls ``wait`` before starting and
+    waits while any is in progress, at most ``max_wait`` seconds. In a burst of
+    declarations the acks, which Slack times out at 3 s, get the CPU first; with no
+    request in progress ``wait`` returns at once. The cap keeps ``views.open`` well inside
+    a trigger id's 3 seconds.
+    """
+
+    def __init__(self, max_wait: float = 0.3) -> None:
+        self.max_wait = max_wait
+        self._answering = 0
+        self._lock = threading.Lock()
+
+    def begin(self) -> None:
+        with self._lock:
+            self._answering += 1
+
+    def end(self) -> None:
+        with self._lock:
+            self._answering -= 1
+
+    def wait(self) -> None:
+        deadline = time.monotonic() + self.max_wait
+        while self._answering > 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -49,6 +80,7 @@ class Runtime:
     clock: Callable[[], datetime] = utcnow
     outbox_wake: threading.Event = field(default_factory=threading.Event)
     breakers: CircuitBreakers = field(init=False)
+    ack_gate: AckGate = field(default_factory=AckGate)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _providers: dict[tuple[str, str], NotificationProvider] = field(default_factory=dict)
     _slack_api: SlackApi | None = None

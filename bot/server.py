@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -137,6 +138,9 @@ class Server:
         # switch interval (default 5 ms) lets an ack's few hundred microseconds of work run
         # without waiting out other threads' slices.
         sys.setswitchinterval(0.0005)
+        # Start-up objects (app, routes, models) never die: keep them out of every
+        # collection so a full GC pass during a burst scans only request garbage.
+        gc.freeze()
         sock = self.listening_socket()
         siblings = self.spawn_siblings() if self.settings.web_processes > 1 else []
         self._exit_with_parent()

@@ -20,7 +20,7 @@ from slack_sdk.signature import SignatureVerifier
 from sqlalchemy.exc import IntegrityError
 
 from bot.errors import AuthenticationError
-from bot.runtime import Runtime
+from bot.runtime import AckGate, Runtime
 from storage.models import SeenRequest
 
 MAX_SKEW_SECONDS = 300
@@ -72,33 +72,16 @@ class BotIdentity:
 
 
 class AckFirstPool(ThreadPoolExecutor):
-    """The pool for Slack calls made after an ack (opening modals, ephemeral answers).
+    """The pool for Slack calls made after an ack (opening modals, ephemeral answers):
+    each task first waits on the runtime's ``AckGate`` (see there)."""
 
-    A task waits while Slack requests are still being answered (``begin``/``end`` around
-    each dispatch), at most ``max_wait`` seconds: in a burst of declarations the acks,
-    which Slack times, get the CPU first; alone, a task starts at once. The cap keeps
-    ``views.open`` well inside the trigger id's 3 seconds.
-    """
-
-    def __init__(self, *args: Any, max_wait: float = 0.3, **kwargs: Any) -> None:
+    def __init__(self, gate: AckGate, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.max_wait = max_wait
-        self._answering = 0
-        self._lock = threading.Lock()
-
-    def begin(self) -> None:
-        with self._lock:
-            self._answering += 1
-
-    def end(self) -> None:
-        with self._lock:
-            self._answering -= 1
+        self.gate = gate
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         def after_acks() -> Any:
-            deadline = time.monotonic() + self.max_wait
-            while self._answering > 0 and time.monotonic() < deadline:
-                time.sleep(0.005)
+            self.gate.wait()
             return fn(*args, **kwargs)
 
         return super().submit(after_acks)
@@ -128,7 +111,7 @@ def build_bolt_app(rt: Runtime) -> tuple[App, AckFirstPool]:
     identity.warm_up()
     # Opening modals must happen within the 3 s of the trigger id: one thread per modal
     # in a burst of declarations, not a queue.
-    background = AckFirstPool(max_workers=100, thread_name_prefix="slack-ui")
+    background = AckFirstPool(rt.ack_gate, max_workers=100, thread_name_prefix="slack-ui")
     register(app, rt, background)
     return app, background
 

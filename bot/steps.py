@@ -8,6 +8,8 @@ soon as it exists, in its own small transaction.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import select
@@ -264,21 +266,43 @@ def _create_channel(api: SlackApi, incident: Incident) -> tuple[str, str]:
     )
 
 
-def _slack_user(api: SlackApi, session: Session, person: Person | None) -> str | None:
-    if person is None:
-        return None
-    if person.slack_user_id:
-        return person.slack_user_id
-    if not person.email:
-        return None
-    try:
-        data = api.call("users.lookupByEmail", email=person.email)
-    except PermanentProviderError:
-        return None
-    user_id = str((data.get("user") or {}).get("id") or "")
-    if user_id:
-        person.slack_user_id = user_id
-    return user_id or None
+def _resolve_slack_users(
+    rt: Runtime, api: SlackApi, people: list[tuple[int, str | None, str | None]]
+) -> list[str]:
+    """Slack user ids of ``(person id, slack id, email)`` triples, looking e-mails up in
+    Slack outside any transaction and remembering what was found."""
+    found: dict[int, str] = {}
+    users: set[str] = set()
+    for person_id, slack_id, email in people:
+        if slack_id:
+            users.add(slack_id)
+            continue
+        if not email:
+            continue
+        try:
+            data = api.call("users.lookupByEmail", email=email)
+        except PermanentProviderError:
+            continue
+        user_id = str((data.get("user") or {}).get("id") or "")
+        if user_id:
+            found[person_id] = user_id
+            users.add(user_id)
+    if found:
+        with rt.transaction() as session:
+            for person_id, user_id in found.items():
+                person = session.get(Person, person_id)
+                if person is not None and not person.slack_user_id:
+                    person.slack_user_id = user_id
+    return sorted(users)
+
+
+def _in_parallel(*calls: Callable[[], object]) -> None:
+    """Run independent, idempotent Slack calls together; re-raise the first failure."""
+    with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="war-room") as pool:
+        futures = [pool.submit(call) for call in calls]
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        raise errors[0]  # type: ignore[misc]
 
 
 def topic_for(view: IncidentView) -> str:
@@ -303,28 +327,44 @@ def war_room_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
             incident.war_room_url = (
                 f"https://slack.com/app_redirect?channel={channel_id}&team={team}"
             )
-    with rt.transaction() as session:
+    with rt.reading() as session:
         incident = _load(session, item)
         view = view_of(session, rt, incident)
         people = [
-            incident.lead,
-            incident.declared_by,
-            incident.team.current_on_call if incident.team else None,
+            (p.id, p.slack_user_id, p.email)
+            for p in (
+                incident.lead,
+                incident.declared_by,
+                incident.team.current_on_call if incident.team else None,
+            )
+            if p is not None
         ]
-        users = sorted({u for u in (_slack_user(api, session, p) for p in people) if u})
         summary_ts = incident.war_room_summary_ts
-    api.call("conversations.setTopic", channel=channel_id, topic=topic_for(view))
-    _invite(api, channel_id, users)
-    _bookmarks(api, channel_id, view)
-    if not summary_ts:
-        summary_ts = _post_summary(api, channel_id, view, item)
-        with rt.transaction() as session:
-            _load(session, item).war_room_summary_ts = summary_ts
-    try:
-        api.call("pins.add", channel=channel_id, timestamp=summary_ts)
-    except PermanentProviderError as exc:
-        if exc.code != "already_pinned":
-            raise
+    # No transaction is held during Slack calls; the room's set-up calls are independent
+    # and idempotent, so they run together (a slow Slack costs ~3 calls, not ~8).
+    users = _resolve_slack_users(rt, api, people)
+    pinned: dict[str, str] = {}
+
+    def summary() -> None:
+        ts = summary_ts
+        if not ts:
+            ts = _post_summary(api, channel_id, view, item)
+            with rt.transaction() as session:
+                _load(session, item).war_room_summary_ts = ts
+        try:
+            api.call("pins.add", channel=channel_id, timestamp=ts)
+        except PermanentProviderError as exc:
+            if exc.code != "already_pinned":
+                raise
+        pinned["ts"] = ts
+
+    _in_parallel(
+        lambda: api.call("conversations.setTopic", channel=channel_id, topic=topic_for(view)),
+        lambda: _invite(api, channel_id, users),
+        lambda: _bookmarks(api, channel_id, view),
+        summary,
+    )
+    summary_ts = pinned["ts"]
     with rt.transaction() as session:
         incident = _load(session, item)
         incident_store.add_event(
