@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from bot.errors import PermanentProviderError
 from providers.http import HttpClient
 
 SEVERITY_EMOJI = {
@@ -164,6 +165,14 @@ class NotificationProvider(ABC):
         self.name = name
         self.config = config
         self.http = http
+
+    def require_recipient_kind(self, recipient: Recipient) -> None:
+        """PermanentProviderError unless this provider can deliver to ``recipient``."""
+        if recipient.kind not in self.recipient_kinds:
+            raise PermanentProviderError(
+                f"{self.type} provider {self.name!r} cannot deliver to recipient kind "
+                f"{recipient.kind!r}"
+            )
 
     def default_recipients(self) -> list[Recipient]:
         """Destinations this provider always notifies (its own configured target)."""

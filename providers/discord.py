@@ -26,18 +26,16 @@ from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import ConfigDict, SecretStr, field_validator
-
-from bot.errors import PermanentProviderError, ProviderError
+from bot.errors import ProviderError
 from providers.base import (
     CheckResult,
     DeliveryResult,
     Notification,
     NotificationProvider,
-    ProviderConfig,
     Recipient,
 )
 from providers.messages import (
+    WebhookUrlConfig,
     extra_text,
     facts,
     is_web_url,
@@ -47,7 +45,6 @@ from providers.messages import (
     summary_line,
     text_heading,
     truncate,
-    validate_http_url,
 )
 
 TITLE_LIMIT = 256
@@ -122,17 +119,8 @@ def with_wait(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-class DiscordConfig(ProviderConfig):
+class DiscordConfig(WebhookUrlConfig):
     """DISCORD config. ``webhook_url``: the channel webhook URL (a secret)."""
-
-    model_config = ConfigDict(hide_input_in_errors=True)  # inputs may be secrets
-
-    webhook_url: SecretStr
-
-    @field_validator("webhook_url")
-    @classmethod
-    def _url(cls, value: SecretStr) -> SecretStr:
-        return SecretStr(validate_http_url(value.get_secret_value()))
 
 
 class DiscordProvider(NotificationProvider):
@@ -157,11 +145,7 @@ class DiscordProvider(NotificationProvider):
         prior: Mapping[str, Any] | None = None,  # noqa: ARG002 - contract argument
     ) -> DeliveryResult:
         """Post one message. At-least-once; raises Retryable/PermanentProviderError."""
-        if recipient.kind != "default":
-            raise PermanentProviderError(
-                f"DISCORD provider {self.name!r} cannot deliver to recipient kind "
-                f"{recipient.kind!r}"
-            )
+        self.require_recipient_kind(recipient)
         url = with_wait(self.settings.webhook_url.get_secret_value())
         response = self.http.request("POST", url, json=discord_payload(notification))
         data: dict[str, Any] = {}

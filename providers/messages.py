@@ -24,7 +24,15 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from providers.base import SEVERITY_COLOR, SEVERITY_RANK, IncidentView, Notification
+from pydantic import ConfigDict, SecretStr, field_validator
+
+from providers.base import (
+    SEVERITY_COLOR,
+    SEVERITY_RANK,
+    IncidentView,
+    Notification,
+    ProviderConfig,
+)
 
 # Wording of each event at the end of the summary line.
 EVENT_LABELS: dict[str, str] = {
@@ -289,3 +297,16 @@ def validate_http_url(value: str) -> str:
     if not is_web_url(value.strip()) or any(c.isspace() for c in value.strip()):
         raise ValueError("must be an absolute http:// or https:// URL")
     return value.strip()
+
+
+class WebhookUrlConfig(ProviderConfig):
+    """Config of a provider that posts to one secret webhook URL (Discord, Teams)."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)  # inputs may be secrets
+
+    webhook_url: SecretStr
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _url(cls, value: SecretStr) -> SecretStr:
+        return SecretStr(validate_http_url(value.get_secret_value()))

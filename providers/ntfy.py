@@ -28,7 +28,7 @@ from typing import Any, cast
 
 from pydantic import ConfigDict, SecretStr, field_validator
 
-from bot.errors import PermanentProviderError, ProviderError
+from bot.errors import ProviderError
 from providers.base import (
     CheckResult,
     DeliveryResult,
@@ -176,10 +176,7 @@ class NtfyProvider(NotificationProvider):
         prior: Mapping[str, Any] | None = None,  # noqa: ARG002 - contract argument
     ) -> DeliveryResult:
         """Publish one message. At-least-once; raises Retryable/PermanentProviderError."""
-        if recipient.kind != "default":
-            raise PermanentProviderError(
-                f"NTFY provider {self.name!r} cannot deliver to recipient kind {recipient.kind!r}"
-            )
+        self.require_recipient_kind(recipient)
         cfg = self.settings
         body = ntfy_message(notification, cfg.topic, cfg.priority)
         response = self.http.request("POST", f"{cfg.server}/", json=body, headers=self._auth())

@@ -210,10 +210,7 @@ class OvhSmsProvider(NotificationProvider):
         prior: Mapping[str, Any] | None = None,  # noqa: ARG002 - contract argument
     ) -> DeliveryResult:
         """Create one SMS job. At-least-once; raises Retryable/PermanentProviderError."""
-        if recipient.kind != "default":
-            raise PermanentProviderError(
-                f"SMS provider {self.name!r} cannot deliver to recipient kind {recipient.kind!r}"
-            )
+        self.require_recipient_kind(recipient)
         cfg = self.settings
         text, coding = sms_body_text(notification)
         payload: dict[str, Any] = {

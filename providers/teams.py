@@ -23,17 +23,15 @@ import re
 from collections.abc import Mapping
 from typing import Any, cast
 
-from pydantic import ConfigDict, SecretStr, field_validator
-
 from bot.errors import PermanentProviderError, RetryableProviderError
 from providers.base import (
     DeliveryResult,
     Notification,
     NotificationProvider,
-    ProviderConfig,
     Recipient,
 )
 from providers.messages import (
+    WebhookUrlConfig,
     extra_text,
     facts,
     is_web_url,
@@ -41,7 +39,6 @@ from providers.messages import (
     summary_line,
     text_heading,
     truncate,
-    validate_http_url,
 )
 
 CARD_TEXT_LIMIT = 3000
@@ -147,17 +144,8 @@ def check_legacy_reply(text: str) -> None:
     )
 
 
-class TeamsConfig(ProviderConfig):
+class TeamsConfig(WebhookUrlConfig):
     """TEAMS config. ``webhook_url``: the Workflows or connector URL (a secret)."""
-
-    model_config = ConfigDict(hide_input_in_errors=True)  # inputs may be secrets
-
-    webhook_url: SecretStr
-
-    @field_validator("webhook_url")
-    @classmethod
-    def _url(cls, value: SecretStr) -> SecretStr:
-        return SecretStr(validate_http_url(value.get_secret_value()))
 
 
 class TeamsProvider(NotificationProvider):
@@ -182,10 +170,7 @@ class TeamsProvider(NotificationProvider):
         prior: Mapping[str, Any] | None = None,  # noqa: ARG002 - contract argument
     ) -> DeliveryResult:
         """Post one card. At-least-once; raises Retryable/PermanentProviderError."""
-        if recipient.kind != "default":
-            raise PermanentProviderError(
-                f"TEAMS provider {self.name!r} cannot deliver to recipient kind {recipient.kind!r}"
-            )
+        self.require_recipient_kind(recipient)
         response = self.http.request(
             "POST",
             self.settings.webhook_url.get_secret_value(),

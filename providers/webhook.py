@@ -510,11 +510,7 @@ class WebhookProvider(NotificationProvider):
         prior: Mapping[str, Any] | None = None,  # noqa: ARG002 - contract argument
     ) -> DeliveryResult:
         """One call (Opsgenie: one call per event). Raises Retryable/PermanentProviderError."""
-        if recipient.kind != "default":
-            raise PermanentProviderError(
-                f"WEBHOOK provider {self.name!r} cannot deliver to recipient kind "
-                f"{recipient.kind!r}"
-            )
+        self.require_recipient_kind(recipient)
         fmt = self.settings.format
         if fmt == "pagerduty":
             return self._send_pagerduty(notification)
