@@ -37,7 +37,9 @@ def alertmanager(tmp_path: Any, start_server: Any, database_url: str) -> Any:
     if BINARY is None:
         if os.environ.get("CI"):
             pytest.fail("prometheus-alertmanager is not installed (.ci/run installs it)")
-        pytest.skip("prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager)")
+        pytest.skip(
+            "prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager)"
+        )
     apply_seed_config(tmp_path, database_url)
     rules = tmp_path / "rules.yml"
     rules.write_text(RULES)
@@ -60,9 +62,15 @@ receivers:
           authorization: {{type: Bearer, credentials: {TOKEN}}}
 """)
     proc = subprocess.Popen(
-        [BINARY, f"--config.file={config}", f"--storage.path={tmp_path / 'am-data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            BINARY,
+            f"--config.file={config}",
+            f"--storage.path={tmp_path / 'am-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
 
@@ -83,8 +91,12 @@ def post_alerts(base: str, instances: list[str], *, resolved: bool = False) -> N
     alerts = []
     for instance in instances:
         alert: dict[str, Any] = {
-            "labels": {"alertname": "RedisDown", "service": "redis-prod", "severity": "critical",
-                       "instance": instance},
+            "labels": {
+                "alertname": "RedisDown",
+                "service": "redis-prod",
+                "severity": "critical",
+                "instance": instance,
+            },
             "annotations": {"summary": f"Redis {instance} is down"},
             "startsAt": "2026-11-27T10:00:00Z",
         }
