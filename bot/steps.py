@@ -166,7 +166,7 @@ def on_finish(session: Session, rt: Runtime, item: OutboxItem, ok: bool, error: 
                     "recipient": item.recipient,
                     "event": item.event,
                 },
-                external_key=f"delivery:{item.id}",
+                external_key=f"delivery:{item.id}:sent",
             )
         else:
             incident_store.add_event(
@@ -182,7 +182,7 @@ def on_finish(session: Session, rt: Runtime, item: OutboxItem, ok: bool, error: 
                     "event": item.event,
                     "error": error,
                 },
-                external_key=f"delivery:{item.id}",
+                external_key=None,  # written once per transition to dead (repair may reset it)
             )
     elif not ok and item.kind in ("war_room", "lid"):
         label = "War room creation" if item.kind == "war_room" else "LID document creation"
@@ -194,9 +194,9 @@ def on_finish(session: Session, rt: Runtime, item: OutboxItem, ok: bool, error: 
             actor="IMAS",
             source="outbox",
             data={"step": item.kind, "error": error},
-            external_key=f"delivery:{item.id}",
+            external_key=None,  # written once per transition to dead (repair may reset it)
         )
-        _enqueue_refresh(session, incident, f"{item.kind}-failed")
+        _enqueue_refresh(session, incident, f"{item.kind}-failed-{item.attempts}")
         rt.wake_outbox()
 
 

@@ -488,6 +488,11 @@ def test_repair_reruns_dead_steps_and_doctor_answers(running):
     assert data["war_room_channel_id"]
     repair = timeline(data, "REPAIR")[-1]
     assert (repair["actor"], repair["source"]) == ("alice", "slack:command")
+    # The failure and the later success are both in the timeline.
+    assert any(
+        "War room creation failed" in e["message"] for e in timeline(data, "NOTIFICATION_FAILED")
+    )
+    assert timeline(data, "WAR_ROOM_CREATED")
     again = slack.slash(f"repair {short_id}")
     assert "0 failed step(s)" in again.text and "War room: done" in again.text
 
