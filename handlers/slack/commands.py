@@ -188,9 +188,10 @@ def _list(rt: Runtime, body: dict[str, Any], rest: str) -> str:
         _total, rows = incident_store.list_incidents(session, filters=filters, limit=30)
         lines = []
         for incident in rows:
-            if incident.private and not (
-                me and me.id in (incident.lead_id, incident.declared_by_id)
-            ):
+            involved = {incident.lead_id, incident.declared_by_id} | {
+                r.person_id for r in incident.roles
+            }
+            if incident.private and not (me and me.id in involved):
                 continue
             room = f" <#{incident.war_room_channel_id}>" if incident.war_room_channel_id else ""
             lines.append(

@@ -460,6 +460,9 @@ def test_private_incident_stays_private(running):
     assert top_level(fake, SEED_CHANNEL) == []  # no announcement in public channels
     assert short_id in slack.slash("list").text
     assert short_id not in slack.slash("list", user_id=BOB).text
+    # A role holder is involved: the incident shows in their list.
+    slack.slash(f"role scribe <@{BOB}|bob> {short_id}")
+    assert short_id in slack.slash("list", user_id=BOB).text
     slack.click("incident_ack", value=short_id, channel_id=room)
     assert settled(server, short_id)["status"] == "ACKNOWLEDGED"
     assert top_level(fake, SEED_CHANNEL) == []
