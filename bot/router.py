@@ -149,20 +149,42 @@ def route_event(
 ) -> list[OutboxItem]:
     """Enqueue one ``notify`` outbox row per recipient of ``event``. Idempotent per
     ``event_key``. Returns the rows (existing ones included)."""
-    items = []
-    for route in compute_routes(session, rt, incident=incident, event=event, extra=extra):
-        key = f"notify:{incident.id}:{event_key}:{route.provider}:{route.recipient.key()}"
-        items.append(
-            outbox_store.enqueue(
-                session,
-                kind="notify",
-                idempotency_key=key[:255],
-                incident_id=incident.id,
-                event=event,
-                provider_name=route.provider,
-                recipient_kind=route.recipient.kind,
-                recipient=route.recipient.address,
-                payload={"text": text, "actor": actor},
-            )
+    return [
+        enqueue_notification(
+            session,
+            incident=incident,
+            event=event,
+            event_key=event_key,
+            provider_name=route.provider,
+            recipient=route.recipient,
+            text=text,
+            actor=actor,
         )
-    return items
+        for route in compute_routes(session, rt, incident=incident, event=event, extra=extra)
+    ]
+
+
+def enqueue_notification(
+    session: Session,
+    *,
+    incident: Incident,
+    event: str,
+    event_key: str,
+    provider_name: str,
+    recipient: Recipient,
+    text: str | None = None,
+    actor: str | None = None,
+) -> OutboxItem:
+    """The outbox row for one notification to one recipient (idempotent per key)."""
+    key = f"notify:{incident.id}:{event_key}:{provider_name}:{recipient.key()}"
+    return outbox_store.enqueue(
+        session,
+        kind="notify",
+        idempotency_key=key[:255],
+        incident_id=incident.id,
+        event=event,
+        provider_name=provider_name,
+        recipient_kind=recipient.kind,
+        recipient=recipient.address,
+        payload={"text": text, "actor": actor},
+    )

@@ -13,13 +13,12 @@ from bot.errors import InputError, NotFoundError
 from bot.flows.common import Actor
 from bot.flows.slack_steps import enqueue_post
 from bot.presenter import view_of
-from bot.router import route_event
+from bot.router import enqueue_notification, route_event
 from bot.runtime import Runtime
 from providers.base import Recipient
 from providers.slack_blocks import role_dm_text
 from storage import catalog
 from storage import incidents as incident_store
-from storage import outbox as outbox_store
 from storage.models import Incident, Person, Team, TimelineEvent
 
 
@@ -47,18 +46,15 @@ def notify_person(
     slack = rt.primary_slack(session)
     if slack is None or not address:
         return person.label
-    recipient = Recipient("user", address)
-    key = f"notify:{incident.id}:{event_key}:{slack.name}:{recipient.key()}"
-    outbox_store.enqueue(
+    enqueue_notification(
         session,
-        kind="notify",
-        idempotency_key=key[:255],
-        incident_id=incident.id,
+        incident=incident,
         event=event,
+        event_key=event_key,
         provider_name=slack.name,
-        recipient_kind=recipient.kind,
-        recipient=recipient.address,
-        payload={"text": text, "actor": actor},
+        recipient=Recipient("user", address),
+        text=text,
+        actor=actor,
     )
     return person.label
 

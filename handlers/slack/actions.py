@@ -13,7 +13,7 @@ from slack_sdk import WebClient
 from bot.errors import ImasError
 from bot.flows import lifecycle
 from bot.runtime import Runtime
-from handlers.slack.common import actor_from, error_text, in_background
+from handlers.slack.common import actor_from, ephemeral, error_text, in_background
 from handlers.slack.views import RESOLVE_CALLBACK, SEVERITY_CALLBACK, UPDATE_CALLBACK
 from providers.base import SEVERITY_EMOJI
 from providers.slack_blocks import ACTION_IDS, SEVERITY_CHOICES, option, plain
@@ -128,11 +128,7 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
                 in_background(
                     background,
                     respond,
-                    {
-                        "response_type": "ephemeral",
-                        "replace_original": False,
-                        "text": error_text(exc),
-                    },
+                    ephemeral(error_text(exc)),
                 )
                 return
             ack()
@@ -174,13 +170,7 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
 
         def invite() -> None:
             if not channel:
-                respond(
-                    {
-                        "response_type": "ephemeral",
-                        "replace_original": False,
-                        "text": "This incident has no war room yet.",
-                    }
-                )
+                respond(ephemeral("This incident has no war room yet."))
                 return
             try:
                 client.conversations_invite(channel=channel, users=user_id)
@@ -188,12 +178,6 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
                 code = getattr(getattr(exc, "response", None), "get", lambda _k: None)("error")
                 if code != "already_in_channel":
                     raise
-            respond(
-                {
-                    "response_type": "ephemeral",
-                    "replace_original": False,
-                    "text": f"You are in <#{channel}>.",
-                }
-            )
+            respond(ephemeral(f"You are in <#{channel}>."))
 
         in_background(background, invite)

@@ -62,3 +62,8 @@ def error_text(exc: ImasError) -> str:
 
 def dm(client: WebClient, user_id: str, text: str) -> None:
     client.chat_postMessage(channel=user_id, text=text)
+
+
+def ephemeral(text: str) -> dict[str, Any]:
+    """A ``respond`` payload visible only to the clicker, leaving the message as it is."""
+    return {"response_type": "ephemeral", "replace_original": False, "text": text}

@@ -10,7 +10,7 @@ from slack_bolt import Ack, App, Respond
 from bot.errors import ImasError
 from bot.flows import lifecycle, scheduled
 from bot.runtime import Runtime
-from handlers.slack.common import actor_from, error_text, in_background
+from handlers.slack.common import actor_from, ephemeral, error_text, in_background
 from providers.slack_blocks import SNOOZE_MINUTES, snooze_action_id
 
 
@@ -30,11 +30,7 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
                 in_background(
                     background,
                     respond,
-                    {
-                        "response_type": "ephemeral",
-                        "replace_original": False,
-                        "text": error_text(exc),
-                    },
+                    ephemeral(error_text(exc)),
                 )
                 return
             ack()
