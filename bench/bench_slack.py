@@ -29,6 +29,7 @@ from bot.standins.slack_api import FakeSlack
 from bot.standins.slack_driver import SlackDriver
 
 SECRET = "bench-signing-secret"
+SLACK_ANSWER_LIMIT_S = 3.0
 CHANNEL = "C0123456789"
 CONFIG = """
 teams:
@@ -248,6 +249,9 @@ def run_scenario(
         "incidents": len(announce),
         "submit_ack_p50_ms": pct(submit_acks, 50) * ms,
         "submit_ack_p99_ms": pct(submit_acks, 99) * ms,
+        # Slack shows the user operation_timeout past 3 s: the limit the tests no longer
+        # assert (a loaded CI machine must not turn them red) is counted here instead.
+        "over_slack_3s": sum(1 for t in acks + submit_acks if t > SLACK_ANSWER_LIMIT_S),
     }
 
 
@@ -274,16 +278,17 @@ def main() -> None:
         args.json.write_text(json.dumps(results, indent=2))
     print(
         "\n| Slack latency | concurrent | ack p50 | ack p99 | modal submission ack p50/p99 "
-        "| views.open p50/p99 | announcement p50/p99 | war room p50/p99 |"
+        "| views.open p50/p99 | announcement p50/p99 | war room p50/p99 | answers > 3 s |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
             f"| {r['slack_latency_s']:.0f} s | {r['concurrency']} | {r['ack_p50_ms']:.0f} ms | "
             f"{r['ack_p99_ms']:.0f} ms | {r['submit_ack_p50_ms']:.0f} / {r['submit_ack_p99_ms']:.0f} ms | "
             f"{r['views_open_p50_ms']:.0f} / {r['views_open_p99_ms']:.0f} ms | "
             f"{r['announcement_p50_ms']:.0f} / {r['announcement_p99_ms']:.0f} ms | "
-            f"{r['war_room_p50_ms']:.0f} / {r['war_room_p99_ms']:.0f} ms |"
+            f"{r['war_room_p50_ms']:.0f} / {r['war_room_p99_ms']:.0f} ms | "
+            f"{r['over_slack_3s']} |"
         )
 
 

@@ -58,6 +58,11 @@ _MAX_MESSAGE_BLOCKS = 50
 _MAX_VIEW_BLOCKS = 100
 _PERMALINK_BASE = "https://fake-slack.local"
 
+HANG_GUARD_SECONDS = 60.0
+"""How long a waiting helper (``wait_for``, the driver's HTTP calls, the tests'
+``wait_until``) waits before declaring the other side dead. A hang guard, not a speed
+limit: a loaded machine is slow, never wrong; speed is measured in ``bench/``."""
+
 
 def _rand(n: int, alphabet: str = _ALNUM) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(n))
@@ -778,7 +783,7 @@ class FakeSlack:
     def wait_for(
         self,
         method: str,
-        timeout: float = 5.0,
+        timeout: float = HANG_GUARD_SECONDS,
         predicate: Callable[[Call], bool] | None = None,
         **match: Any,
     ) -> Call:

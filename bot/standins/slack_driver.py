@@ -6,9 +6,11 @@ Every request is what Slack itself would POST to the app: slash commands
 over ``v0:<timestamp>:<body>``, headers ``X-Slack-Request-Timestamp`` and
 ``X-Slack-Signature``), and sent over HTTP with ``requests``.
 
-Contract: every method returns the bot's ``requests.Response`` and raises
-``AssertionError`` when the bot took longer than ``max_seconds`` to answer (Slack gives up
-after 3 s and shows the user ``operation_timeout``) or did not answer at all.
+Contract: every method returns the bot's ``requests.Response`` and records how long the bot
+took in ``last_elapsed``. It raises ``AssertionError`` when the bot did not answer at all
+(a hang guard of ``HANG_GUARD_SECONDS``, not a speed limit). Only when ``max_seconds`` is
+given (the benches do, with Slack's 3 s) does a slower answer raise too: tests assert
+outcomes, and speed is measured in ``bench/``, so a loaded machine never turns a test red.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 import requests
 from slack_sdk.signature import SignatureVerifier
 
-from bot.standins.slack_api import FakeSlack
+from bot.standins.slack_api import HANG_GUARD_SECONDS, FakeSlack
 
 __all__ = ["DEFAULT_CHANNEL_ID", "DEFAULT_USER_ID", "SlackDriver", "build_state_values"]
 
@@ -203,7 +205,7 @@ class SlackDriver:
         *,
         team_id: str = "T0IMAS001",
         api_app_id: str = "A0IMAS001",
-        max_seconds: float = 3.0,
+        max_seconds: float | None = None,
         verification_token: str = "imas-verification-token",  # noqa: S107 - fake value
         team_domain: str = "imas-test",
     ) -> None:
@@ -213,6 +215,7 @@ class SlackDriver:
         self.team_id = team_id
         self.api_app_id = api_app_id
         self.max_seconds = max_seconds
+        self.request_timeout = max_seconds + 2.0 if max_seconds is not None else HANG_GUARD_SECONDS
         self.verification_token = verification_token
         self.team_domain = team_domain
         self.last_trigger_id: str | None = None
@@ -577,16 +580,16 @@ class SlackDriver:
                 self.app_url,
                 data=body.encode("utf-8"),
                 headers=sent,
-                timeout=(5.0, self.max_seconds + 2.0),
+                timeout=(HANG_GUARD_SECONDS, self.request_timeout),
             )
         except requests.Timeout:
             self.last_elapsed = time.monotonic() - started
             raise AssertionError(
-                f"bot did not answer within {self.max_seconds + 2.0:.1f}s "
+                f"bot did not answer within {self.request_timeout:.1f}s "
                 "(Slack would show operation_timeout)"
             ) from None
         self.last_elapsed = time.monotonic() - started
-        if self.last_elapsed > self.max_seconds:
+        if self.max_seconds is not None and self.last_elapsed > self.max_seconds:
             raise AssertionError(
                 f"bot answered HTTP {response.status_code} after {self.last_elapsed:.2f}s > "
                 f"{self.max_seconds}s (Slack would show operation_timeout)"

@@ -25,7 +25,7 @@ def test_fifty_concurrent_declarations(start_server, driver, fake_slack, tmp_pat
     with ThreadPoolExecutor(max_workers=N) as pool:
         responses = list(pool.map(lambda u: slack.slash("", user_id=u), users))
     assert all(r.status_code == 200 for r in responses)
-    wait_until(lambda: len(fake_slack.views_opened) >= N, timeout=30, message="50 modals")
+    wait_until(lambda: len(fake_slack.views_opened) >= N, message="50 modals")
     views = list(fake_slack.views_opened)
 
     def submit(index: int) -> int:
@@ -55,7 +55,7 @@ def test_fifty_concurrent_declarations(start_server, driver, fake_slack, tmp_pat
             )
             return rooms == N and open_rows == 0
 
-    wait_until(all_rooms, timeout=120, message="50 war rooms")
+    wait_until(all_rooms, message="50 war rooms")
     with server.rt.transaction() as session:
         short_ids = list(session.scalars(select(Incident.short_id)))
         channels = list(session.scalars(select(Incident.war_room_channel_id)))

@@ -14,6 +14,7 @@ from pathlib import Path
 import requests
 from sqlalchemy import create_engine, func, select, text
 
+from bot.standins.slack_api import HANG_GUARD_SECONDS
 from bot.standins.slack_driver import SlackDriver
 from storage.models import Incident, OutboxItem
 from tests.conftest import BOT_TOKEN, SECRET, SEED_CHANNEL
@@ -35,12 +36,17 @@ def start_serve(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 
 def wait_healthy(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + HANG_GUARD_SECONDS
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"imas serve exited: {log.read_text()[-2000:]}")
         try:
-            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+            if (
+                requests.get(
+                    f"http://127.0.0.1:{port}/healthz", timeout=HANG_GUARD_SECONDS
+                ).status_code
+                == 200
+            ):
                 return
         except requests.RequestException:
             pass
@@ -114,7 +120,7 @@ def test_sigkill_after_commit_then_restart(tmp_path, database_url, fake_slack):
                 room = conn.execute(select(Incident.war_room_channel_id)).scalar()
                 return bool(room) and open_rows == 0
 
-        wait_until(complete, timeout=60, message="orchestration completed after restart")
+        wait_until(complete, message="orchestration completed after restart")
     finally:
         restarted.terminate()
         restarted.wait(15)

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bot.standins.slack_api import HANG_GUARD_SECONDS
 from tests.conftest import BOT_TOKEN, SECRET, SEED_CHANNEL  # noqa: F401 - re-exported for tests
 
 SEED_CONFIG = """
@@ -28,10 +29,12 @@ providers:
 """
 
 
-def wait_until(
-    predicate: Callable[[], Any], timeout: float = 10.0, message: str = "condition"
-) -> Any:
-    deadline = time.monotonic() + timeout
+def wait_until(predicate: Callable[[], Any], message: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy, and return that.
+
+    The only limit is the shared hang guard: a test waits for an outcome, however long a
+    loaded machine takes, and fails only when the other side is plainly dead."""
+    deadline = time.monotonic() + HANG_GUARD_SECONDS
     while time.monotonic() < deadline:
         value = predicate()
         if value:

@@ -59,7 +59,7 @@ def test_lid_created_linked_and_kept_alive(
     )
     slack = driver(server)
     declare_through_modal(slack, fake_slack)
-    data = wait_until(lambda: settled(server.rt), timeout=20, message="LID and deliveries")
+    data = wait_until(lambda: settled(server.rt), message="LID and deliveries")
 
     documents = [f for f in google.files.values() if f.get("name", "").startswith(data["short_id"])]
     assert len(documents) == 1
@@ -95,7 +95,7 @@ def test_lid_created_linked_and_kept_alive(
         body = google.document_text(doc_id)
         return rows == 0 and "failover to replica" in body and "RESOLVED" in body
 
-    wait_until(synced, timeout=20, message="document synced")
+    wait_until(synced, message="document synced")
     body = google.document_text(doc_id)
     timeline = body[body.index(start_marker("timeline")) : body.index(end_marker("timeline"))]
     order = [

@@ -15,6 +15,7 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
+from bot.standins.slack_api import HANG_GUARD_SECONDS
 from storage.models import Alert, Incident
 from tests.reliability.test_crash_recovery import free_port
 from tests.scenario.conftest import wait_until
@@ -76,11 +77,11 @@ receivers:
 
     def ready() -> bool:
         try:
-            return requests.get(f"{base}/-/ready", timeout=1).status_code == 200
+            return requests.get(f"{base}/-/ready", timeout=HANG_GUARD_SECONDS).status_code == 200
         except requests.RequestException:
             return False
 
-    wait_until(ready, timeout=20, message="Alertmanager ready")
+    wait_until(ready, message="Alertmanager ready")
     yield server, base
     proc.terminate()
     proc.wait(10)
@@ -103,7 +104,7 @@ def post_alerts(base: str, instances: list[str], *, resolved: bool = False) -> N
         if resolved:
             alert["endsAt"] = now
         alerts.append(alert)
-    response = requests.post(f"{base}/api/v2/alerts", json=alerts, timeout=5)
+    response = requests.post(f"{base}/api/v2/alerts", json=alerts, timeout=HANG_GUARD_SECONDS)
     assert response.status_code == 200, response.text
 
 
@@ -119,16 +120,16 @@ def test_real_alertmanager_opens_dedups_and_resolves(alertmanager):
         return incidents, alerts, statuses
 
     post_alerts(base, ["redis-1:9121", "redis-2:9121"])
-    wait_until(lambda: counts()[:2] == (1, 2), timeout=20, message="one incident for the group")
+    wait_until(lambda: counts()[:2] == (1, 2), message="one incident for the group")
     with rt.reading() as session:
         incident = session.scalar(select(Incident))
         assert incident is not None and incident.severity == "SEV1_CRITICAL"
         assert incident.service.name == "redis-prod" and incident.source == "webhook"
     # A new member of the group makes Alertmanager re-send the whole group: same incident.
     post_alerts(base, ["redis-1:9121", "redis-2:9121", "redis-3:9121"])
-    wait_until(lambda: counts()[1] == 3, timeout=20, message="third alert stored")
+    wait_until(lambda: counts()[1] == 3, message="third alert stored")
     time.sleep(2.5)  # more group_interval flushes
     assert counts()[0] == 1
     post_alerts(base, ["redis-1:9121", "redis-2:9121", "redis-3:9121"], resolved=True)
-    wait_until(lambda: counts()[2] == ["RESOLVED"], timeout=30, message="incident resolved")
+    wait_until(lambda: counts()[2] == ["RESOLVED"], message="incident resolved")
     assert counts()[:2] == (1, 3)

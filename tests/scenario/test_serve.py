@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from bot.cli import main
 from bot.flows.common import Actor
 from bot.flows.declare import DeclareInput, declare
+from bot.standins.slack_api import HANG_GUARD_SECONDS
 from tests.reliability.test_crash_recovery import free_port
 from tests.scenario.test_seed_guide import apply_seed_config
 
@@ -49,20 +50,27 @@ def test_serve_without_slack_starts_and_says_so(tmp_path):
         text=True,
     )
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + HANG_GUARD_SECONDS
         while time.monotonic() < deadline:
             try:
-                if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                if (
+                    requests.get(
+                        f"http://127.0.0.1:{port}/readyz", timeout=HANG_GUARD_SECONDS
+                    ).status_code
+                    == 200
+                ):
                     break
             except requests.RequestException:
                 time.sleep(0.1)
-        health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
+        health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=HANG_GUARD_SECONDS).json()
         assert health["slack"] is False
-        slack = requests.post(f"http://127.0.0.1:{port}/slack/events", data="x", timeout=2)
+        slack = requests.post(
+            f"http://127.0.0.1:{port}/slack/events", data="x", timeout=HANG_GUARD_SECONDS
+        )
         assert slack.status_code == 404 and "SLACK_SIGNING_SECRET" in slack.text
     finally:
         proc.terminate()
-        output = proc.communicate(timeout=15)[0]
+        output = proc.communicate(timeout=HANG_GUARD_SECONDS)[0]
     assert "Slack is disabled: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET" in output
     assert (tmp_path / "imas.db").exists()  # the embedded default, migrated at start
 
@@ -83,11 +91,14 @@ def test_health_metrics_and_incident_page(start_server, tmp_path, database_url):
         ),
         actor=Actor("alice", "cli"),
     )
-    assert requests.get(f"{base}/readyz", timeout=2).status_code == 200
-    metrics = requests.get(f"{base}/metrics", timeout=2).text
+    assert requests.get(f"{base}/readyz", timeout=HANG_GUARD_SECONDS).status_code == 200
+    metrics = requests.get(f"{base}/metrics", timeout=HANG_GUARD_SECONDS).text
     assert 'imas_incidents{severity="SEV3_MEDIUM",status="TRIGGERED"} 1.0' in metrics
     assert "imas_outbox_items" in metrics
     assert "imas_http_request_duration_seconds_bucket" in metrics and 'route="/readyz"' in metrics
-    page = requests.get(f"{base}/incidents/{public.short_id}", timeout=2)
+    page = requests.get(f"{base}/incidents/{public.short_id}", timeout=HANG_GUARD_SECONDS)
     assert page.status_code == 200 and "&lt;b&gt;Redis&lt;/b&gt; down" in page.text
-    assert requests.get(f"{base}/incidents/{secret.short_id}", timeout=2).status_code == 404
+    assert (
+        requests.get(f"{base}/incidents/{secret.short_id}", timeout=HANG_GUARD_SECONDS).status_code
+        == 404
+    )

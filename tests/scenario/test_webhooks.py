@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 
 from bot.cli import main
 from bot.presenter import incident_json
+from bot.standins.slack_api import HANG_GUARD_SECONDS
 from storage import incidents as store
 from storage.models import Alert, Incident
 from tests.api_helpers import ALERTS, SENTRY_SECRET, WEBHOOK_TOKEN, load_alert
@@ -66,7 +67,7 @@ def start(tmp_path: Path, database_url: str, start_server: Any) -> tuple[Any, st
 
 def post(url: str, payload: Any, headers: dict[str, str] | None = None) -> requests.Response:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    return requests.post(url, data=body, headers=headers or HEADERS, timeout=30)
+    return requests.post(url, data=body, headers=headers or HEADERS, timeout=HANG_GUARD_SECONDS)
 
 
 def count(rt: Any, model: Any) -> int:

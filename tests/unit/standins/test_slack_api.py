@@ -15,7 +15,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from bot.standins.slack_api import FakeSlack
+from bot.standins.slack_api import HANG_GUARD_SECONDS, FakeSlack
 
 MODAL: dict[str, Any] = {
     "type": "modal",
@@ -541,7 +541,9 @@ def test_response_url_records_and_applies_bodies(fake: FakeSlack, client: WebCli
     ts = client.chat_postMessage(channel="C0GENERAL1", text="original")["ts"]
     hook = fake.response_url(channel_id="C0GENERAL1", message_ts=ts, user_id="U0ALICE01")
     assert hook.startswith(f"{fake.base}/hooks/")
-    answer = requests.post(hook, json={"text": "edited", "replace_original": True}, timeout=5)
+    answer = requests.post(
+        hook, json={"text": "edited", "replace_original": True}, timeout=HANG_GUARD_SECONDS
+    )
     assert answer.status_code == 200 and answer.text == "ok"
     assert fake.responses[-1] == {
         "url": hook,
@@ -549,11 +551,18 @@ def test_response_url_records_and_applies_bodies(fake: FakeSlack, client: WebCli
         "at": fake.responses[-1]["at"],
     }
     assert fake.messages("C0GENERAL1")[-1]["text"] == "edited"
-    requests.post(hook, json={"text": "for everyone", "response_type": "in_channel"}, timeout=5)
+    requests.post(
+        hook,
+        json={"text": "for everyone", "response_type": "in_channel"},
+        timeout=HANG_GUARD_SECONDS,
+    )
     assert fake.messages("C0GENERAL1")[-1]["text"] == "for everyone"
-    requests.post(hook, json={"text": "just you"}, timeout=5)
+    requests.post(hook, json={"text": "just you"}, timeout=HANG_GUARD_SECONDS)
     assert fake.ephemerals[-1]["text"] == "just you"
-    assert requests.post(f"{fake.base}/hooks/nope", json={}, timeout=5).status_code == 404
+    assert (
+        requests.post(f"{fake.base}/hooks/nope", json={}, timeout=HANG_GUARD_SECONDS).status_code
+        == 404
+    )
 
 
 def test_bolt_app_accepts_the_fake(fake: FakeSlack) -> None:
