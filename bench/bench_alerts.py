@@ -111,7 +111,7 @@ def main() -> None:
                 "IMAS_SCHEDULER_ENABLED": "false",
             }
         )
-        server = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=env)
+        server = subprocess.Popen([sys.executable, "-m", "handlers.cli", "serve"], env=env)
         try:
             for _ in range(100):
                 try:

@@ -86,13 +86,13 @@ def run_scenario(
         config = Path(folder) / "imas.yml"
         config.write_text(CONFIG)
         subprocess.run(
-            [sys.executable, "-m", "bot.cli", "config", "apply", str(config)],
+            [sys.executable, "-m", "handlers.cli", "config", "apply", str(config)],
             env=env,
             check=True,
             capture_output=True,
         )
         server = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve"],
+            [sys.executable, "-m", "handlers.cli", "serve"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

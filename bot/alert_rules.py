@@ -23,9 +23,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from bot.errors import InputError
-from bot.settings import SEVERITIES
-from handlers.webhooks.parsers import SOURCES, ParsedAlert
+from bot.domain.alerts import SOURCES, ParsedAlert
+from bot.domain.enums import SEVERITIES
+from bot.domain.errors import InputError
 
 __all__ = [
     "DEFAULT_SEVERITY_MAP",

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.errors import Defer
+from bot.domain.errors import Defer
 
 
 @dataclass

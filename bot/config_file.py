@@ -18,9 +18,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.orm import Session
 
-from bot.errors import ConfigError, InputError
+from bot.domain.enums import SEVERITIES
+from bot.domain.errors import ConfigError, InputError
 from bot.runtime import Runtime
-from bot.settings import SEVERITIES
 from providers.registry import provider_class, validate_provider_config
 from storage import catalog
 from storage.models import AlertRule, ImpactScope, NotificationProviderRow, Service, Team

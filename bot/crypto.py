@@ -18,7 +18,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from bot.errors import ConfigError
+from bot.domain.errors import ConfigError
 from bot.settings import Settings
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot.errors import ImasError, ProviderError
+from bot.domain.errors import ImasError, ProviderError
 from bot.runtime import Runtime
 from providers.base import IncidentView, Notification, Recipient
 from providers.slack_api import SlackApi

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.settings import SEVERITIES
+from bot.domain.enums import SEVERITIES
 from storage.models import Incident, Service, Team
 
 STATUSES = ("TRIGGERED", "ACKNOWLEDGED", "MITIGATED", "RESOLVED")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bot.errors import InputError
+from bot.domain.errors import InputError
 from bot.flows.common import Actor
 from bot.flows.declare import DeclareInput, declare
 from bot.runtime import Runtime

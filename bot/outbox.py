@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from bot.errors import Defer, PermanentProviderError, ProviderError, RetryableProviderError
+from bot.domain.errors import Defer, PermanentProviderError, ProviderError, RetryableProviderError
 from bot.runtime import Runtime
 from providers.base import delivery_attempt
 from storage import outbox as outbox_store

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.breaker import CircuitBreakers
 from bot.crypto import SecretBox, secret_box
-from bot.errors import PermanentProviderError
+from bot.domain.errors import PermanentProviderError
 from bot.settings import Settings
 from providers.base import NotificationProvider
 from providers.http import HttpClient

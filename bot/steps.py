@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.errors import Defer, PermanentProviderError, RetryableProviderError
+from bot.domain.errors import Defer, PermanentProviderError, RetryableProviderError
 from bot.naming import channel_name
 from bot.outbox import OutboxWorker
 from bot.presenter import view_of

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from bot.errors import PermanentProviderError
+from bot.domain.errors import PermanentProviderError
 from providers.http import HttpClient
 
 SEVERITY_EMOJI = {

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from bot.errors import ProviderError
+from bot.domain.errors import ProviderError
 from providers.base import (
     CheckResult,
     DeliveryResult,

@@ -58,7 +58,7 @@ from typing import Any, cast
 
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from bot.errors import PermanentProviderError, ProviderError, RetryableProviderError
+from bot.domain.errors import PermanentProviderError, ProviderError, RetryableProviderError
 from providers.base import (
     CheckResult,
     DeliveryResult,

@@ -63,7 +63,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import google.auth.exceptions
 import google.auth.transport.requests
@@ -73,8 +73,12 @@ from google.oauth2 import service_account
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
-from bot.errors import ConfigError, PermanentProviderError, ProviderError, RetryableProviderError
-from bot.settings import Settings
+from bot.domain.errors import (
+    ConfigError,
+    PermanentProviderError,
+    ProviderError,
+    RetryableProviderError,
+)
 from providers.base import SEVERITY_EMOJI, CheckResult, IncidentView
 from providers.http import parse_retry_after
 
@@ -139,6 +143,27 @@ def start_marker(region: str) -> str:
 def end_marker(region: str) -> str:
     """The end-marker text of ``region``."""
     return f"⟦/imas:{region}⟧"
+
+
+class GoogleSettings(Protocol):
+    """What the LID provider reads from IMAS's settings object (structural, so this module
+    needs nothing from ``bot/``)."""
+
+    @property
+    def google_lid_template_id(self) -> str | None: ...
+    @property
+    def google_drive_folder_id(self) -> str | None: ...
+    @property
+    def google_drive_domain(self) -> str | None: ...
+    @property
+    def google_api_endpoint(self) -> str | None: ...
+    @property
+    def google_token_uri(self) -> str | None: ...
+    @property
+    def http_connect_timeout(self) -> float: ...
+    @property
+    def http_read_timeout(self) -> float: ...
+    def google_service_account_info(self) -> dict[str, Any] | None: ...
 
 
 @dataclass(frozen=True)
@@ -422,7 +447,7 @@ class GoogleDocsLid:
         self._documents = docs.documents()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> GoogleDocsLid | None:
+    def from_settings(cls, settings: GoogleSettings) -> GoogleDocsLid | None:
         """The provider for ``settings``; None when no service-account key is configured."""
         try:
             info = settings.google_service_account_info()
@@ -1099,7 +1124,7 @@ class GoogleDocsLid:
         )
 
 
-def doctor_checks(settings: Settings) -> list[CheckResult]:
+def doctor_checks(settings: GoogleSettings) -> list[CheckResult]:
     """``imas doctor`` entries for Google: a single "not configured" entry when disabled."""
     try:
         lid = GoogleDocsLid.from_settings(settings)

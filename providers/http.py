@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from bot.errors import PermanentProviderError, RetryableProviderError
+from bot.domain.errors import PermanentProviderError, RetryableProviderError
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -28,7 +28,7 @@ from typing import Any, cast
 
 from pydantic import ConfigDict, SecretStr, field_validator
 
-from bot.errors import ProviderError
+from bot.domain.errors import ProviderError
 from providers.base import (
     CheckResult,
     DeliveryResult,

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bot.errors import InputError
+from bot.domain.errors import InputError
 from providers.base import NotificationProvider
 from providers.discord import DiscordProvider
 from providers.email import EmailProvider

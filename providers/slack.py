@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from pydantic import SecretStr
 
-from bot.errors import PermanentProviderError
+from bot.domain.errors import PermanentProviderError
 from providers.base import (
     CheckResult,
     DeliveryResult,

@@ -15,7 +15,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.errors import PermanentProviderError, RetryableProviderError
+from bot.domain.errors import PermanentProviderError, RetryableProviderError
 from providers.http import parse_retry_after
 
 log = logging.getLogger(__name__)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.domain.enums import OPEN_STATUSES as DOMAIN_OPEN_STATUSES
 from providers.base import SEVERITY_EMOJI, IncidentView
 
 SEVERITY_CHOICES = ("SEV1_CRITICAL", "SEV2_HIGH", "SEV3_MEDIUM", "SEV4_LOW")
-OPEN_STATUSES = ("TRIGGERED", "ACKNOWLEDGED", "MITIGATED")
+OPEN_STATUSES = DOMAIN_OPEN_STATUSES
 STEP_LABEL = {
     "pending": "⏳ in progress",
     "done": "✅ done",

@@ -44,7 +44,7 @@ from typing import Any, cast
 
 from pydantic import ConfigDict, Field, SecretStr, field_validator
 
-from bot.errors import PermanentProviderError, ProviderError
+from bot.domain.errors import PermanentProviderError, ProviderError
 from providers.base import (
     CheckResult,
     DeliveryResult,

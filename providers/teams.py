@@ -23,7 +23,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, cast
 
-from bot.errors import PermanentProviderError, RetryableProviderError
+from bot.domain.errors import PermanentProviderError, RetryableProviderError
 from providers.base import (
     DeliveryResult,
     Notification,

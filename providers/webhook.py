@@ -85,7 +85,7 @@ from urllib.parse import quote
 
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from bot.errors import PermanentProviderError, ProviderError
+from bot.domain.errors import PermanentProviderError, ProviderError
 from providers.base import (
     CheckResult,
     DeliveryResult,

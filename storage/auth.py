@@ -11,9 +11,10 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.domain.enums import ACCESS_ROLES
 from storage.models import ApiToken, ApiUser, utcnow
 
-ROLES = ("viewer", "responder", "manager", "admin")
+ROLES = ACCESS_ROLES
 TOKEN_PREFIX = "imas_"
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 

@@ -13,8 +13,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from bot.app import create_app
 from bot.runtime import Runtime
+from handlers.app import create_app
 from storage import auth
 from storage.models import Alert, AlertRule, Incident, OutboxItem, Service, Team, TimelineEvent
 

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from bot.server import Server
 from bot.settings import Settings, load_settings
 from bot.standins.slack_api import FakeSlack
 from bot.standins.slack_driver import SlackDriver
+from handlers.server import Server
 from storage.db import make_engine, upgrade
 from storage.models import Base
 

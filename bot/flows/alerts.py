@@ -60,13 +60,13 @@ from bot.alert_rules import (
     resolve_service,
     resolve_severity,
 )
-from bot.errors import InputError
+from bot.domain.alerts import ParsedAlert
+from bot.domain.enums import SEVERITIES
+from bot.domain.errors import InputError
 from bot.flows.common import Actor
 from bot.flows.declare import TITLE_MAX, DeclareInput, declare_incident
 from bot.flows.lifecycle import change_status
 from bot.runtime import Runtime
-from bot.settings import SEVERITIES
-from handlers.webhooks.parsers import ParsedAlert
 from storage import alerts as alert_store
 from storage import incidents as incident_store
 from storage.models import Alert, Incident, Service

@@ -14,12 +14,12 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from bot.errors import InputError, NotFoundError
+from bot.domain.enums import SEVERITIES
+from bot.domain.errors import InputError, NotFoundError
 from bot.flows import scheduled
 from bot.flows.common import Actor
 from bot.router import route_event
 from bot.runtime import Runtime
-from bot.settings import SEVERITIES
 from storage import catalog
 from storage import incidents as incident_store
 from storage import outbox as outbox_store

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from bot.domain.enums import INCIDENT_ROLES, ROLE_HELP, IncidentRole
 from bot.flows import paging, scheduled
 from bot.flows.slack_steps import WAR_ROOM, enqueue_post
 from bot.runtime import Runtime
@@ -23,12 +24,9 @@ def after_change(
         return
     actor = event.actor or "someone"
     if event.type == "ROLE_ASSIGNED":
-        from bot.flows.lifecycle import ROLE_HELP
-
         role = str((event.data or {}).get("role") or "")
-        paging.role_dm(
-            session, rt, incident=incident, event=event, help_text=ROLE_HELP.get(role, "")
-        )
+        help_text = ROLE_HELP.get(IncidentRole(role), "") if role in INCIDENT_ROLES else ""
+        paging.role_dm(session, rt, incident=incident, event=event, help_text=help_text)
     elif event.type == "NOTE":
         enqueue_post(
             session,

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from bot.errors import ConflictError, InputError, NotFoundError
+from bot.domain.enums import INCIDENT_ROLES, SEVERITIES
+from bot.domain.errors import ConflictError, InputError, NotFoundError
 from bot.flows import followups
 from bot.flows.common import Actor
 from bot.router import route_event
 from bot.runtime import Runtime
-from bot.settings import SEVERITIES
 from storage import catalog
 from storage import incidents as incident_store
 from storage import outbox as outbox_store
@@ -34,12 +34,7 @@ EVENT_FOR_STATUS = {
     "RESOLVED": "resolved",
     "TRIGGERED": "reopened",
 }
-ROLES = ("lead", "communications", "scribe")
-ROLE_HELP = {
-    "lead": "You lead the response: decide, delegate, and keep the status current.",
-    "communications": "You keep stakeholders informed: post status updates (/incident update).",
-    "scribe": "You keep the timeline: pin key messages with 📌 and add notes (/incident note).",
-}
+ROLES = INCIDENT_ROLES
 
 
 def get_or_404(session: Session, ref: str | int) -> Incident:

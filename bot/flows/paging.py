@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.errors import InputError, NotFoundError
+from bot.domain.errors import InputError, NotFoundError
 from bot.flows.common import Actor
 from bot.flows.slack_steps import enqueue_post
 from bot.presenter import view_of

@@ -29,7 +29,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.errors import ConflictError, InputError
+from bot.domain.errors import ConflictError, InputError
 from bot.flows import paging
 from bot.flows.common import Actor
 from bot.flows.slack_steps import WAR_ROOM, enqueue_archive, enqueue_post

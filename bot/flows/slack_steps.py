@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.errors import Defer, PermanentProviderError
+from bot.domain.errors import Defer, PermanentProviderError
 from bot.presenter import view_of
 from bot.runtime import Runtime
 from providers.slack import METADATA_EVENT

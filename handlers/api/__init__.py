@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from bot.errors import AuthenticationError, InputError, PermissionDeniedError
+from bot.domain.errors import AuthenticationError, InputError, PermissionDeniedError
 from bot.runtime import Runtime
 from handlers.api.body import BodyValidationError
 

@@ -29,7 +29,7 @@ from typing import Any
 from fastapi import HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 
-from bot.errors import AuthenticationError, InputError, PermissionDeniedError
+from bot.domain.errors import AuthenticationError, InputError, PermissionDeniedError
 from bot.flows.common import Actor
 from bot.runtime import Runtime
 from storage import auth as auth_store

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from fastapi import HTTPException, Request
 from pydantic import BaseModel, ValidationError
 
-from bot.errors import InputError
+from bot.domain.errors import InputError
 from bot.runtime import Runtime
 
 MAX_DEPTH = 64

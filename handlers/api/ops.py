@@ -3,7 +3,7 @@ into a flow or a storage query, the JSON of the result. Every function takes the
 ``Principal``: private incidents exist only for managers and admins (others get 404, as
 if they did not exist), and changes are made with ``principal.actor()`` (source "api").
 
-Errors are ``bot.errors`` exceptions (InputError 400, NotFoundError 404, ConflictError
+Errors are ``bot.domain.errors`` exceptions (InputError 400, NotFoundError 404, ConflictError
 409), mapped to JSON by ``handlers.api.install``; a rejected change writes nothing (its
 transaction is rolled back).
 """
@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bot import kpis
-from bot.errors import InputError, NotFoundError
+from bot.domain.errors import InputError, NotFoundError
 from bot.flows import lifecycle
 from bot.flows.declare import DeclareInput, declare
 from bot.presenter import incident_json

@@ -33,10 +33,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
-from bot.errors import InputError
+from bot.domain.enums import SEVERITIES
+from bot.domain.errors import InputError
 from bot.kpis import GROUPINGS, STATUSES
 from bot.runtime import Runtime
-from bot.settings import SEVERITIES
 from handlers.api import ops
 from handlers.api.auth import LoginLimiter, Principal, login, require
 from handlers.api.body import body_schema, json_body

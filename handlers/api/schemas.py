@@ -20,8 +20,8 @@ from pydantic import (
     field_validator,
 )
 
+from bot.domain.enums import SEVERITIES
 from bot.flows.declare import TITLE_MAX
-from bot.settings import SEVERITIES
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX)]
 Description = Annotated[str, StringConstraints(max_length=10000)]

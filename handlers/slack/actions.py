@@ -10,7 +10,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot.errors import ImasError
+from bot.domain.errors import ImasError
 from bot.flows import lifecycle
 from bot.runtime import Runtime
 from handlers.slack.common import actor_from, ephemeral, error_text, in_background

@@ -18,11 +18,11 @@ from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
 
 from bot.doctor import run_checks
-from bot.errors import ImasError
+from bot.domain.enums import SEVERITIES
+from bot.domain.errors import ImasError
 from bot.flows import lifecycle, paging
 from bot.flows import repair as repair_flow
 from bot.runtime import Runtime
-from bot.settings import SEVERITIES
 from handlers.slack.actions import update_modal
 from handlers.slack.common import actor_from, error_text, find_incident, in_background
 from providers.slack_blocks import HELP_TEXT, declare_modal, incident_list_text

@@ -9,7 +9,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.errors import ImasError, InputError
+from bot.domain.errors import ImasError, InputError
 from bot.flows.common import Actor
 from bot.runtime import Runtime
 from storage import incidents as incident_store

@@ -1,6 +1,6 @@
 """Events API listeners: 📌 reactions in war rooms (the App Home tab is in ``home``).
 
-Bolt acknowledges events before running these listeners, and ``bot.slack_app`` has
+Bolt acknowledges events before running these listeners, and ``handlers.slack.app`` has
 already dropped redeliveries (same ``event_id``); the flows are idempotent anyway.
 """
 

@@ -10,7 +10,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.errors import ImasError, InputError
+from bot.domain.errors import ImasError, InputError
 from bot.flows import lifecycle
 from bot.flows.declare import DeclareInput, declare, validate
 from bot.runtime import Runtime

@@ -7,7 +7,7 @@ Contract for every public ``parse*`` function:
   carries nothing actionable, e.g. a Sentry ``installation`` event or a paused Grafana
   legacy rule).
 * Malformed input (not an object, wrong types, missing required keys, bad timestamps, more
-  than ``MAX_ALERTS_PER_PAYLOAD`` alerts) raises ``bot.errors.InputError`` whose message
+  than ``MAX_ALERTS_PER_PAYLOAD`` alerts) raises ``bot.domain.errors.InputError`` whose message
   starts with the offending field (``alerts[2].status: ...``) and whose ``field`` attribute
   names it. No other exception type escapes (this is fuzzed in the tests).
 * No I/O, no clock, no randomness: the same input always gives the same output.
@@ -38,11 +38,11 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, Literal, NoReturn, cast
+from typing import Any, Final, NoReturn, cast
 
-from bot.errors import InputError
+from bot.domain.alerts import SOURCES, AlertStatus, ParsedAlert
+from bot.domain.errors import InputError
 
 __all__ = [
     "MAX_ALERTS_PER_PAYLOAD",
@@ -58,48 +58,12 @@ __all__ = [
     "verify_sentry_signature",
 ]
 
-AlertStatus = Literal["firing", "resolved"]
-
-SOURCES: Final = ("alertmanager", "grafana", "datadog", "sentry", "custom")
 MAX_ALERTS_PER_PAYLOAD: Final = 1000
 
 # Label names that name the affected service, most specific first. ``job`` comes last:
 # in Prometheus it names the scrape job, which is often the exporter, not the service.
 _SERVICE_LABELS: Final = ("service", "app", "component", "job")
 _SEVERITY_LABELS: Final = ("severity", "priority", "level")
-
-
-@dataclass(frozen=True)
-class ParsedAlert:
-    """One alert, normalised across sources.
-
-    ``status`` is ``"firing"`` or ``"resolved"``. ``starts_at``/``ends_at`` are aware UTC
-    datetimes or ``None``; ``ends_at`` is only set on resolved alerts (Alertmanager's zero
-    time ``0001-01-01T00:00:00Z`` and the provisional ``endsAt`` of a firing alert both
-    give ``None``). ``severity_label`` is the raw word from the payload (``critical``,
-    ``P2``, ``error``...), mapped to an IMAS severity by ``bot.alert_rules``.
-    ``service_hint`` is the tool's idea of the service (a label, a tag, a Sentry project
-    slug), which an alert rule may override. ``group_key`` is the sender's notification
-    group (Alertmanager/Grafana ``groupKey``), else ``None``. ``raw`` is the alert's own
-    JSON object (for single-alert payloads, the whole body). Instances are not hashable
-    (they hold dicts); treat them as immutable.
-    """
-
-    source: str
-    fingerprint: str
-    status: AlertStatus
-    name: str
-    summary: str
-    description: str
-    labels: dict[str, str]
-    annotations: dict[str, str]
-    severity_label: str | None
-    service_hint: str | None
-    group_key: str | None
-    starts_at: datetime | None
-    ends_at: datetime | None
-    url: str | None
-    raw: dict[str, Any]
 
 
 # --------------------------------------------------------------------------- helpers

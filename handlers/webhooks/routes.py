@@ -29,13 +29,14 @@ from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from bot import metrics
-from bot.errors import AuthenticationError, ImasError, NotFoundError
+from bot.domain.alerts import SOURCES, ParsedAlert
+from bot.domain.errors import AuthenticationError, ImasError, NotFoundError
 from bot.flows.alerts import ingest
 from bot.runtime import Runtime
 from handlers.api.auth import Principal, authenticate_token, check_role, credentials, same_secret
 from handlers.api.body import decode_json, read_limited, too_large
 from handlers.api.schemas import ErrorOut, WebhookOut
-from handlers.webhooks.parsers import SOURCES, ParsedAlert, parse, verify_sentry_signature
+from handlers.webhooks.parsers import parse, verify_sentry_signature
 
 WEBHOOK_PRINCIPAL = Principal(label="webhook token", role="responder", kind="webhook")
 

@@ -31,7 +31,10 @@ def free_port() -> int:
 def start_serve(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     handle = open(log, "ab")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "serve"], env=env, stdout=handle, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "handlers.cli", "serve"],
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
     )
 
 

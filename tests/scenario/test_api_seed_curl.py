@@ -26,8 +26,8 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from bot.cli import main
 from bot.presenter import incident_json
+from handlers.cli import main
 from storage import incidents as store
 from tests.scenario import test_seed_guide as seed_guide
 from tests.scenario.conftest import SEED_CHANNEL, wait_until

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from bot.presenter import incident_json
-from bot.server import Server
 from bot.standins.slack_api import FakeSlack
 from bot.standins.slack_driver import SlackDriver
+from handlers.server import Server
 from storage import incidents as store
 from storage import outbox as outbox_store
 from storage.models import Incident, ScheduledTask

@@ -10,8 +10,8 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from bot.cli import main
 from bot.presenter import incident_json
+from handlers.cli import main
 from storage import incidents as store
 from tests.conftest import BOT_TOKEN
 from tests.scenario.conftest import SEED_CHANNEL, SEED_CONFIG, wait_until

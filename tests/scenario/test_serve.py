@@ -10,10 +10,10 @@ import time
 import requests
 from click.testing import CliRunner
 
-from bot.cli import main
 from bot.flows.common import Actor
 from bot.flows.declare import DeclareInput, declare
 from bot.standins.slack_api import HANG_GUARD_SECONDS
+from handlers.cli import main
 from tests.reliability.test_crash_recovery import free_port
 from tests.scenario.test_seed_guide import apply_seed_config
 
@@ -42,7 +42,7 @@ def test_invalid_setting_is_named(tmp_path):
 def test_serve_without_slack_starts_and_says_so(tmp_path):
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "serve"],
+        [sys.executable, "-m", "handlers.cli", "serve"],
         cwd=tmp_path,
         env=clean_env(IMAS_PORT=str(port)),
         stdout=subprocess.PIPE,

@@ -20,9 +20,9 @@ import requests
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from bot.cli import main
 from bot.presenter import incident_json
 from bot.standins.slack_api import HANG_GUARD_SECONDS
+from handlers.cli import main
 from storage import incidents as store
 from storage.models import Alert, Incident
 from tests.api_helpers import ALERTS, SENTRY_SECRET, WEBHOOK_TOKEN, load_alert

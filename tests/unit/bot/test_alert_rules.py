@@ -18,7 +18,7 @@ from bot.alert_rules import (
     resolve_service,
     resolve_severity,
 )
-from bot.errors import InputError
+from bot.domain.errors import InputError
 from handlers.webhooks.parsers import ParsedAlert, parse
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "alerts"

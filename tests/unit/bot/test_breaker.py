@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.breaker import CircuitBreakers
-from bot.errors import Defer
+from bot.domain.errors import Defer
 
 
 def test_opens_after_threshold_then_one_probe_then_closes():

@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from bot import config_file
-from bot.cli import main
-from bot.errors import ConfigError
+from bot.domain.errors import ConfigError
 from bot.runtime import Runtime
+from handlers.cli import main
 from storage import catalog
 
 GOOD = """teams:

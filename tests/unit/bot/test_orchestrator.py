@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot import config_file
-from bot.errors import NotFoundError
+from bot.domain.errors import NotFoundError
 from bot.orchestrator import IncidentOrchestrator
 from bot.runtime import Runtime
 from storage import catalog

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from bot.errors import Defer, PermanentProviderError, RetryableProviderError
+from bot.domain.errors import Defer, PermanentProviderError, RetryableProviderError
 from bot.outbox import OutboxWorker, backoff_seconds
 from bot.runtime import Runtime
 from storage import outbox as store

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.errors import InputError
+from bot.domain.errors import InputError
 from handlers.webhooks.parsers import (
     MAX_ALERTS_PER_PAYLOAD,
     SOURCES,

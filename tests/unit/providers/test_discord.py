@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.errors import PermanentProviderError, RetryableProviderError
+from bot.domain.errors import PermanentProviderError, RetryableProviderError
 from providers.base import Recipient
 from providers.discord import DiscordConfig, DiscordProvider, discord_payload, with_wait
 from providers.http import HttpClient

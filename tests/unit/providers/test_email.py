@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.errors import PermanentProviderError, RetryableProviderError
+from bot.domain.errors import PermanentProviderError, RetryableProviderError
 from providers.base import Recipient
 from providers.email import EmailConfig, EmailProvider, message_id_for
 from providers.http import HttpClient

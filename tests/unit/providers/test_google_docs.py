@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.errors import PermanentProviderError, RetryableProviderError
+from bot.domain.errors import PermanentProviderError, RetryableProviderError
 from bot.settings import load_settings
 from providers.google_docs import (
     PLACEHOLDERS,

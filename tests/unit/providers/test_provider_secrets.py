@@ -6,7 +6,7 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from bot.errors import ProviderError
+from bot.domain.errors import ProviderError
 from providers.base import Recipient
 from providers.discord import DiscordConfig, DiscordProvider
 from providers.email import EmailConfig, EmailProvider
@@ -167,7 +167,7 @@ def test_provider_errors_hide_secrets(recorder, http):
 
 
 def test_registry_knows_every_type():
-    from bot.errors import InputError
+    from bot.domain.errors import InputError
     from providers.registry import PROVIDER_TYPES, build_provider, validate_provider_config
 
     assert {"DISCORD", "TEAMS", "EMAIL", "WEBHOOK", "NTFY", "SMS"} <= set(PROVIDER_TYPES)

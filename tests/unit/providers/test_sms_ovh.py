@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from bot.errors import PermanentProviderError, RetryableProviderError
+from bot.domain.errors import PermanentProviderError, RetryableProviderError
 from providers.base import Recipient
 from providers.http import HttpClient
 from providers.sms_ovh import OvhSmsConfig, OvhSmsProvider, gsm7_length, sms_body_text

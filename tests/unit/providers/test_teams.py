@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.errors import PermanentProviderError, RetryableProviderError
+from bot.domain.errors import PermanentProviderError, RetryableProviderError
 from providers.base import Recipient
 from providers.http import HttpClient
 from providers.teams import TeamsConfig, TeamsProvider, teams_message

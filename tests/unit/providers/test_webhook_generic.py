@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from bot.errors import PermanentProviderError, RetryableProviderError
+from bot.domain.errors import PermanentProviderError, RetryableProviderError
 from providers.base import IncidentView, Recipient
 from providers.http import HttpClient
 from providers.teams import teams_message

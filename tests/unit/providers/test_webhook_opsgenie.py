@@ -3,7 +3,7 @@ from __future__ import annotations
 import jsonschema
 import pytest
 
-from bot.errors import PermanentProviderError, RetryableProviderError
+from bot.domain.errors import PermanentProviderError, RetryableProviderError
 from providers.base import Recipient
 from providers.http import HttpClient
 from providers.webhook import WebhookConfig, WebhookProvider, opsgenie_create

@@ -5,7 +5,7 @@ from datetime import datetime
 import jsonschema
 import pytest
 
-from bot.errors import PermanentProviderError, RetryableProviderError
+from bot.domain.errors import PermanentProviderError, RetryableProviderError
 from providers.base import EVENTS, Recipient
 from providers.http import HttpClient
 from providers.webhook import WebhookConfig, WebhookProvider, pagerduty_event

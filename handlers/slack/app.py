@@ -19,7 +19,7 @@ from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy.exc import IntegrityError
 
-from bot.errors import AuthenticationError
+from bot.domain.errors import AuthenticationError
 from bot.runtime import AckGate, Runtime
 from storage.models import SeenRequest
 

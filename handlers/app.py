@@ -18,9 +18,11 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from bot import metrics
-from bot.errors import AuthenticationError
+from bot.domain.errors import AuthenticationError
 from bot.runtime import Runtime
-from bot.slack_app import ReplayCache, build_bolt_app, dedup_key, first_time, verify_signature
+from handlers.api import install as install_api
+from handlers.pages import install as install_pages
+from handlers.slack.app import ReplayCache, build_bolt_app, dedup_key, first_time, verify_signature
 
 log = logging.getLogger(__name__)
 
@@ -142,14 +144,7 @@ def create_app(rt: Runtime) -> FastAPI:
     def prometheus_metrics() -> Response:
         return PlainTextResponse(metrics.render(rt), media_type=metrics.CONTENT_TYPE)
 
-    from handlers.pages import install as install_pages
-
     install_pages(app, rt)
-    try:
-        from handlers.api import install as install_api
-    except ImportError:  # the REST API package is optional at this stage of the build
-        log.debug("REST API not installed")
-    else:
-        install_api(app, rt)
+    install_api(app, rt)
     app.add_middleware(RequestTimer)
     return app

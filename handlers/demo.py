@@ -14,10 +14,10 @@ import click
 
 from bot import config_file
 from bot.presenter import incident_json
-from bot.server import Server
 from bot.settings import load_settings
 from bot.standins.slack_api import FakeSlack
 from bot.standins.slack_driver import SlackDriver
+from handlers.server import Server
 from storage import incidents as incident_store
 
 SIGNING_SECRET = "demo-signing-secret"  # noqa: S105 - the stand-in's own secret

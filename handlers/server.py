@@ -14,11 +14,11 @@ import time
 import uvicorn
 
 from bot import config_file
-from bot.app import create_app
 from bot.runtime import Runtime
 from bot.scheduler import Scheduler
 from bot.settings import Settings, environment
 from bot.steps import make_worker
+from handlers.app import create_app
 
 log = logging.getLogger("imas")
 
@@ -111,7 +111,7 @@ class Server:
             "IMAS_PARENT_PID": str(os.getpid()),
         }
         return [
-            subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=env)  # noqa: S603
+            subprocess.Popen([sys.executable, "-m", "handlers.cli", "serve"], env=env)  # noqa: S603
             for _ in range(self.settings.web_processes - 1)
         ]
 

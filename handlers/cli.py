@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 import click
 
 from bot import logs
-from bot.errors import ConfigError, ImasError
+from bot.domain.errors import ConfigError, ImasError
 from bot.settings import Settings, load_settings
 
 
@@ -51,7 +51,7 @@ def main() -> None:
 @click.option("--host", default=None, help="Listen address (IMAS_HOST).")
 @click.option("--port", default=None, type=int, help="Listen port (IMAS_PORT).")
 def serve(host: str | None, port: int | None) -> None:
-    from bot.server import Server
+    from handlers.server import Server
 
     overrides: dict[str, Any] = {}
     if host:
@@ -69,7 +69,7 @@ def serve(host: str | None, port: int | None) -> None:
 @main.command(help="Play the seed guide against a built-in Slack stand-in (no account needed).")
 @click.option("--keep", is_flag=True, help="Keep serving after the walkthrough (Ctrl-C to stop).")
 def demo(keep: bool) -> None:
-    from bot.demo import run_demo
+    from handlers.demo import run_demo
 
     logs.configure("INFO", "text")
     sys.exit(run_demo(keep_running=keep))
