@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from imas_standins.slack_api import FakeSlack
 from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test stand-ins live in tests/
@@ -24,7 +25,6 @@ from bot.flows.common import Actor
 from bot.flows.declare import DeclareInput, declare
 from bot.runtime import Runtime
 from bot.settings import load_settings
-from bot.standins.slack_api import FakeSlack
 from bot.steps import make_worker
 from storage.models import OutboxItem
 from tests.fakes.receivers import HttpRecorder, Reply

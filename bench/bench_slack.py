@@ -23,10 +23,9 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import requests
+from imas_standins.slack_api import FakeSlack
+from imas_standins.slack_driver import SlackDriver
 from slack_sdk.signature import SignatureVerifier
-
-from bot.standins.slack_api import FakeSlack
-from bot.standins.slack_driver import SlackDriver
 
 SECRET = "bench-signing-secret"
 SLACK_ANSWER_LIMIT_S = 3.0

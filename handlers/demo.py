@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import click
+from imas_standins.slack_api import FakeSlack
+from imas_standins.slack_driver import SlackDriver
 
 from bot import config_file
 from bot.presenter import incident_json
 from bot.settings import load_settings
-from bot.standins.slack_api import FakeSlack
-from bot.standins.slack_driver import SlackDriver
 from handlers.server import Server
 from storage import incidents as incident_store
 

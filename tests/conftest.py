@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from imas_standins.slack_api import FakeSlack
+from imas_standins.slack_driver import SlackDriver
 from sqlalchemy import create_engine, text
 
 from bot.settings import Settings, load_settings
-from bot.standins.slack_api import FakeSlack
-from bot.standins.slack_driver import SlackDriver
 from handlers.server import Server
 from storage.db import make_engine, upgrade
 from storage.models import Base

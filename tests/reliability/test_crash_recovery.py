@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import requests
+from imas_standins.slack_api import HANG_GUARD_SECONDS
+from imas_standins.slack_driver import SlackDriver
 from sqlalchemy import create_engine, func, select, text
 
-from bot.standins.slack_api import HANG_GUARD_SECONDS
-from bot.standins.slack_driver import SlackDriver
 from storage.models import Incident, OutboxItem
 from tests.conftest import BOT_TOKEN, SECRET, SEED_CHANNEL
 from tests.scenario.conftest import wait_until

@@ -6,7 +6,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bot.standins.slack_api import HANG_GUARD_SECONDS
+from imas_standins.slack_api import HANG_GUARD_SECONDS
+
 from tests.conftest import BOT_TOKEN, SECRET, SEED_CHANNEL  # noqa: F401 - re-exported for tests
 
 SEED_CONFIG = """

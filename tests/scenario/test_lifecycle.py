@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from imas_standins.slack_api import FakeSlack
+from imas_standins.slack_driver import SlackDriver
 
 from bot.presenter import incident_json
-from bot.standins.slack_api import FakeSlack
-from bot.standins.slack_driver import SlackDriver
 from handlers.server import Server
 from storage import incidents as store
 from storage import outbox as outbox_store

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 import requests
+from imas_standins.slack_api import HANG_GUARD_SECONDS
 from sqlalchemy import func, select
 
-from bot.standins.slack_api import HANG_GUARD_SECONDS
 from storage.models import Alert, Incident
 from tests.reliability.test_crash_recovery import free_port
 from tests.scenario.conftest import wait_until

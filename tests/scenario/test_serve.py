@@ -9,10 +9,10 @@ import time
 
 import requests
 from click.testing import CliRunner
+from imas_standins.slack_api import HANG_GUARD_SECONDS
 
 from bot.flows.common import Actor
 from bot.flows.declare import DeclareInput, declare
-from bot.standins.slack_api import HANG_GUARD_SECONDS
 from handlers.cli import main
 from tests.reliability.test_crash_recovery import free_port
 from tests.scenario.test_seed_guide import apply_seed_config

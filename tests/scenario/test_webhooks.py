@@ -18,10 +18,10 @@ from typing import Any
 
 import requests
 from click.testing import CliRunner
+from imas_standins.slack_api import HANG_GUARD_SECONDS
 from sqlalchemy import func, select
 
 from bot.presenter import incident_json
-from bot.standins.slack_api import HANG_GUARD_SECONDS
 from handlers.cli import main
 from storage import incidents as store
 from storage.models import Alert, Incident

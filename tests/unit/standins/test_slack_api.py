@@ -11,11 +11,10 @@ from typing import Any
 
 import pytest
 import requests
+from imas_standins.slack_api import HANG_GUARD_SECONDS, FakeSlack
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
-
-from bot.standins.slack_api import HANG_GUARD_SECONDS, FakeSlack
 
 MODAL: dict[str, Any] = {
     "type": "modal",

@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from imas_standins.slack_api import FakeSlack
+from imas_standins.slack_driver import SlackDriver, build_state_values
 from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
-
-from bot.standins.slack_api import FakeSlack
-from bot.standins.slack_driver import SlackDriver, build_state_values
 
 SECRET = "s3cr3t-signing"
 

@@ -452,7 +452,7 @@ class FakeSlack:
 
     A fresh fake already holds the bot user (:attr:`bot_user_id`), Alice
     (``U0ALICE01``, ``alice@example.com``) and ``#general`` (``C0GENERAL1``, Alice and the
-    bot are members) so that :class:`bot.standins.slack_driver.SlackDriver`'s defaults
+    bot are members) so that :class:`imas_standins.slack_driver.SlackDriver`'s defaults
     resolve; pass ``seed=False`` for an empty workspace (bot user only).
 
     ``trigger_ttl`` is how long a ``trigger_id`` from :meth:`new_trigger_id` stays valid

@@ -26,7 +26,7 @@ from typing import Any
 import requests
 from slack_sdk.signature import SignatureVerifier
 
-from bot.standins.slack_api import HANG_GUARD_SECONDS, FakeSlack
+from imas_standins.slack_api import HANG_GUARD_SECONDS, FakeSlack
 
 __all__ = ["DEFAULT_CHANNEL_ID", "DEFAULT_USER_ID", "SlackDriver", "build_state_values"]
 
