@@ -66,13 +66,20 @@ def serve(host: str | None, port: int | None) -> None:
     server.run()
 
 
-@main.command(help="Play the seed guide against a built-in Slack stand-in (no account needed).")
+@main.command(
+    help="Play the seed guide against the Slack stand-in (no account needed; needs "
+    "`pip install -e ./standins`)."
+)
 @click.option("--keep", is_flag=True, help="Keep serving after the walkthrough (Ctrl-C to stop).")
 def demo(keep: bool) -> None:
-    from handlers.demo import run_demo
+    from handlers.demo import StandinsMissing, run_demo
 
     logs.configure("INFO", "text")
-    sys.exit(run_demo(keep_running=keep))
+    try:
+        code = run_demo(keep_running=keep)
+    except StandinsMissing as exc:
+        fail(str(exc))
+    sys.exit(code)
 
 
 @main.group(help="Database maintenance.")

@@ -1,18 +1,21 @@
 """``imas demo``: the seed guide played end to end on a throw-away SQLite database against
-the built-in Slack stand-in, printing what a person would see. No account needed."""
+the Slack stand-in, printing what a person would see. No account needed.
+
+The stand-in is equipment, not product: it lives in the separate ``imas-standins``
+distribution (``standins/`` in the repository), so it is imported here only when the demo
+runs, and its absence is a one-line error naming the command that installs it."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from imas_standins.slack_api import FakeSlack
-from imas_standins.slack_driver import SlackDriver
 
 from bot import config_file
 from bot.presenter import incident_json
@@ -20,6 +23,13 @@ from bot.settings import load_settings
 from handlers.server import Server
 from storage import incidents as incident_store
 
+if TYPE_CHECKING:
+    from imas_standins import FakeSlack
+
+STANDINS_MISSING = (
+    "`imas demo` needs the Slack stand-ins, which are not installed: "
+    "run `pip install -e ./standins` from the IMAS repository"
+)
 SIGNING_SECRET = "demo-signing-secret"  # noqa: S105 - the stand-in's own secret
 TEAM_CHANNEL = "C0123456789"
 DEMO_CONFIG = """
@@ -39,6 +49,14 @@ providers:
     is_active: true
     config: {bot_token: "${SLACK_BOT_TOKEN}", default_channel: C0123456789}
 """
+
+
+class StandinsMissing(Exception):
+    """The ``imas-standins`` distribution is not installed."""
+
+
+def standins_installed() -> bool:
+    return importlib.util.find_spec("imas_standins") is not None
 
 
 class _Collector(logging.Handler):
@@ -79,6 +97,10 @@ def boxed(title: str, lines: list[str]) -> str:
 
 
 def run_demo(*, keep_running: bool = False) -> int:
+    if not standins_installed():
+        raise StandinsMissing(STANDINS_MISSING)
+    from imas_standins import FakeSlack
+
     collector = _Collector()
     logging.getLogger().addHandler(collector)
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
@@ -116,6 +138,8 @@ def run_demo(*, keep_running: bool = False) -> int:
 
 
 def _play(server: Server, fake: FakeSlack, collector: _Collector, keep_running: bool) -> int:
+    from imas_standins import SlackDriver
+
     slack = SlackDriver(f"http://127.0.0.1:{server.port}/slack/events", SIGNING_SECRET, fake)
     click.echo("\nStep 4: Alice types /incident in #general ...")
     started = time.monotonic()
