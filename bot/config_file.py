@@ -4,6 +4,10 @@ The whole file is validated before anything is written; errors name the file, th
 and the key. ``${VAR}`` references are expanded from the environment (secrets stay out of
 the file). Apply is an idempotent upsert by name: applying the same file twice changes
 nothing; things absent from the file are left as they are (no implicit deletion).
+
+Every apply is audited (``storage.audit``): one ``config.apply`` row with the counts per
+kind, and one ``provider.create``/``provider.update`` row per provider changed, naming the
+changed fields only (provider configuration holds secrets; values are never recorded).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from bot.domain.enums import SEVERITIES
 from bot.domain.errors import ConfigError, InputError
 from bot.runtime import Runtime
 from providers.registry import provider_class, validate_provider_config
-from storage import catalog
+from storage import audit, catalog
 from storage.models import AlertRule, ImpactScope, NotificationProviderRow, Service, Team
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -118,6 +122,9 @@ class ApplyReport:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: int = 0
+    # {kind: {"created": n, "updated": n, "removed": n}} for the kinds that changed.
+    # Apply never removes anything (no implicit deletion): "removed" stays 0.
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
@@ -266,20 +273,46 @@ def parse(text: str, env: Mapping[str, str], *, name: str = "<config>") -> Confi
 # -- apply -----------------------------------------------------------------------------
 
 
-def _set(obj: Any, values: dict[str, Any]) -> bool:
-    changed = False
+def _assign(obj: Any, values: dict[str, Any]) -> list[str]:
+    """Set ``values`` on ``obj``; the names of the fields that changed."""
+    changed = []
     for key, value in values.items():
         if getattr(obj, key) != value:
             setattr(obj, key, value)
-            changed = True
+            changed.append(key)
     return changed
 
 
-def apply(session: Session, rt: Runtime, document: ConfigDocument) -> ApplyReport:
-    """Upsert everything in ``document`` in the caller's transaction."""
+def _set(obj: Any, values: dict[str, Any]) -> bool:
+    return bool(_assign(obj, values))
+
+
+def _config_keys(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """``config.<key>`` for each provider configuration key added, removed or changed."""
+    keys = set(before) | set(after)
+    return [
+        f"config.{key}"
+        for key in sorted(keys, key=str)
+        if key not in before or key not in after or before[key] != after[key]
+    ]
+
+
+def apply(
+    session: Session,
+    rt: Runtime,
+    document: ConfigDocument,
+    *,
+    actor: audit.AuditActor = audit.SYSTEM,
+    source: str | None = None,
+) -> ApplyReport:
+    """Upsert everything in ``document`` in the caller's transaction, and audit it as
+    ``actor`` (``source``: the file applied, the audit target)."""
     report = ApplyReport()
 
-    def track(label: str, created: bool, changed: bool) -> None:
+    def track(kind: str, label: str, created: bool, changed: bool) -> None:
+        if created or changed:
+            counts = report.counts.setdefault(kind, {"created": 0, "updated": 0, "removed": 0})
+            counts["created" if created else "updated"] += 1
         if created:
             report.created.append(label)
         elif changed:
@@ -311,7 +344,7 @@ def apply(session: Session, rt: Runtime, document: ConfigDocument) -> ApplyRepor
             team.members = members
             changed = True
         session.flush()
-        track(f"team {cfg.name}", created, changed)
+        track("team", f"team {cfg.name}", created, changed)
 
     for svc in document.services:
         service = catalog.get_service(session, ref=svc.name)
@@ -332,7 +365,7 @@ def apply(session: Session, rt: Runtime, document: ConfigDocument) -> ApplyRepor
             },
         )
         session.flush()
-        track(f"service {svc.name}", created, changed)
+        track("service", f"service {svc.name}", created, changed)
 
     for sc in document.impact_scopes:
         scope = catalog.get_scope(session, name=sc.name)
@@ -349,7 +382,7 @@ def apply(session: Session, rt: Runtime, document: ConfigDocument) -> ApplyRepor
             },
         )
         session.flush()
-        track(f"impact scope {sc.name}", created, changed)
+        track("impact_scope", f"impact scope {sc.name}", created, changed)
 
     for pc in document.providers:
         row = catalog.get_provider(session, name=pc.name)
@@ -365,34 +398,58 @@ def apply(session: Session, rt: Runtime, document: ConfigDocument) -> ApplyRepor
                 filters=filters,
             )
             session.add(row)
-            changed = True
+            fields = ["type", "is_active", "filters", *_config_keys({}, pc.config)]
         else:
-            changed = _set(row, {"type": type_name, "is_active": pc.is_active, "filters": filters})
-            if rt.box.decrypt_json(row.config_encrypted) != pc.config:
+            fields = _assign(
+                row, {"type": type_name, "is_active": pc.is_active, "filters": filters}
+            )
+            config_keys = _config_keys(rt.box.decrypt_json(row.config_encrypted), pc.config)
+            if config_keys:
                 row.config_encrypted = rt.box.encrypt_json(pc.config)
-                changed = True
+                fields += config_keys
         session.flush()
-        track(f"provider {pc.name}", created, changed)
+        track("provider", f"provider {pc.name}", created, bool(fields))
+        if fields:
+            # Field names only: the values of a provider's configuration are secrets.
+            audit.record(
+                session,
+                **actor.fields(),
+                action="provider.create" if created else "provider.update",
+                target_type="provider",
+                target=pc.name,
+                changes=dict.fromkeys(fields),
+            )
 
     if document.war_room is not None:
         changed = catalog.set_app_setting(
             session, key="war_room", value=document.war_room.model_dump()
         )
-        track("war_room settings", False, changed)
+        track("war_room", "war_room settings", False, changed)
     if document.reminders is not None:
         changed = catalog.set_app_setting(
             session, key="reminders", value=document.reminders.model_dump()
         )
-        track("reminder settings", False, changed)
+        track("reminders", "reminder settings", False, changed)
 
     for position, rule in enumerate(document.alert_rules):
         name = str(rule.get("name"))
         existing = session.query(AlertRule).filter(AlertRule.name == name).one_or_none()
         if existing is None:
             session.add(AlertRule(name=name, position=position, spec=rule))
-            track(f"alert rule {name}", True, True)
+            track("alert_rule", f"alert rule {name}", True, True)
         else:
-            track(f"alert rule {name}", False, _set(existing, {"position": position, "spec": rule}))
+            changed = _set(existing, {"position": position, "spec": rule})
+            track("alert_rule", f"alert rule {name}", False, changed)
+    summary = report.summary().splitlines()[-1]
+    audit.record(
+        session,
+        **actor.fields(),
+        action="config.apply",
+        target_type="config",
+        target=source,
+        changes=report.counts,
+        detail=summary,
+    )
     session.flush()
     return report
 

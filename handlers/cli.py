@@ -128,7 +128,9 @@ def config_apply(path: Path) -> None:
     document = _load_config(path)
     rt = runtime_or_exit()
     with rt.transaction() as session:
-        report = config_file.apply(session, rt, document)
+        report = config_file.apply(
+            session, rt, document, actor=_cli_audit_actor(), source=str(path)
+        )
     click.echo(report.summary())
 
 
@@ -146,12 +148,27 @@ def incident() -> None:
     pass
 
 
-def _cli_actor() -> Any:
+def _os_user() -> str:
     import getpass
 
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no USER/LOGNAME and no passwd entry (some containers)
+        return "cli"
+
+
+def _cli_actor() -> Any:
     from bot.flows.common import Actor
 
-    return Actor(label=getpass.getuser(), source="cli")
+    return Actor(label=_os_user(), source="cli")
+
+
+def _cli_audit_actor() -> Any:
+    """The audit actor of this command: the operating-system user, door ``cli``."""
+    from storage.audit import AuditActor
+
+    name = _os_user()
+    return AuditActor(label=name, kind="cli", ref=name, door="cli")
 
 
 def _drain(rt: Any, seconds: float) -> None:
@@ -327,25 +344,44 @@ def token() -> None:
 )
 @click.option("--json", "as_json", is_flag=True)
 def token_create(name: str, role: str, as_json: bool) -> None:
-    from storage import auth
+    from storage import audit, auth
 
     rt = runtime_or_exit()
     with rt.transaction() as session:
-        _row, clear = auth.create_token(session, name=name, role=role)
+        row, clear = auth.create_token(session, name=name, role=role)
+        audit.record(
+            session,
+            **_cli_audit_actor().fields(),
+            action="token.create",
+            target_type="token",
+            target=row.id,
+            changes={"name": [None, name], "role": [None, role]},
+        )
     click.echo(json.dumps({"token": clear, "name": name, "role": role}) if as_json else clear)
 
 
 @token.command("revoke", help="Revoke tokens by id, name or prefix.")
 @click.argument("ref")
 def token_revoke(ref: str) -> None:
-    from storage import auth
+    from storage import audit, auth
 
     rt = runtime_or_exit()
+    who = _cli_audit_actor()
     with rt.transaction() as session:
-        count = auth.revoke_token(session, ref=ref)
-    if count == 0:
+        rows = auth.revoke_tokens(session, ref=ref)
+        for row in rows:
+            audit.record(
+                session,
+                **who.fields(),
+                action="token.revoke",
+                target_type="token",
+                target=row.id,
+                changes={"revoked_at": [None, row.revoked_at]},
+                detail=f"token {row.name} ({row.role})",
+            )
+    if not rows:
         fail(f"no active token matches {ref!r}", 1)
-    click.echo(f"revoked {count} token(s)")
+    click.echo(f"revoked {len(rows)} token(s)")
 
 
 @main.group(help="API users (for POST /api/auth/token/).")
@@ -359,7 +395,7 @@ def user() -> None:
     "--role", required=True, type=click.Choice(["viewer", "responder", "manager", "admin"])
 )
 def user_create(username: str, role: str) -> None:
-    from storage import auth
+    from storage import audit, auth
 
     if sys.stdin.isatty():
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
@@ -371,8 +407,85 @@ def user_create(username: str, role: str) -> None:
     with rt.transaction() as session:
         if auth.get_user(session, username=username) is not None:
             fail(f"user {username!r} already exists")
-        auth.create_user(session, username=username, password=password, role=role)
+        created = auth.create_user(session, username=username, password=password, role=role)
+        audit.record(
+            session,
+            **_cli_audit_actor().fields(),
+            action="user.create",
+            target_type="user",
+            target=username,
+            changes={"username": [None, username], "role": [None, role]},
+            detail=f"user id {created.id}",
+        )
     click.echo(f"user {username} created with role {role}")
+
+
+@main.group("audit", help="The audit log: who did what, through which door.")
+def audit_group() -> None:
+    pass
+
+
+def _parse_since(value: str) -> Any:
+    """An ISO 8601 time (UTC when it has no offset) or a duration back from now: ``30m``,
+    ``12h``, ``7d``."""
+    import re
+    from datetime import UTC, datetime, timedelta
+
+    match = re.fullmatch(r"\s*(\d{1,6})\s*([mhd])\s*", value)
+    if match:
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+        return datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        fail(f"--since: expected an ISO 8601 time or a duration like 12h or 7d, not {value!r}")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@audit_group.command("list", help="Audit rows, newest first.")
+@click.option("--action", default=None, help="Action or prefix (incident, token.create).")
+@click.option("--actor", default=None, help="Slack user id, token id, username or label.")
+@click.option("--target", default=None, help="Target id (e.g. INC-A1B2C3, a token id).")
+@click.option("--since", default=None, help="ISO 8601 time, or a duration back (12h, 7d).")
+@click.option("--outcome", default=None, type=click.Choice(["ok", "denied"]))
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--json", "as_json", is_flag=True)
+def audit_list(
+    action: str | None,
+    actor: str | None,
+    target: str | None,
+    since: str | None,
+    outcome: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    from storage import audit as store
+
+    filters = store.AuditFilter(
+        action=action or None,
+        actor=actor or None,
+        target=target or None,
+        outcome=outcome,
+        since=_parse_since(since) if since else None,
+    )
+    rt = runtime_or_exit()
+    with rt.reading() as session:
+        _total, rows = store.list_entries(session, filters=filters, offset=0, limit=limit)
+        data = [store.entry_json(row) for row in rows]
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    if data:
+        click.echo(f"{'AT (UTC)':<19}  {'DOOR':<7} {'ACTOR':<20} {'ACTION':<24} TARGET")
+    for row in data:
+        at = (row["at"] or "")[:19].replace("T", " ")
+        target_text = (
+            f"{row['target_type']}:{row['target']}" if row["target"] else row["target_type"]
+        )
+        mark = "" if row["outcome"] == "ok" else f"  DENIED {row['detail'] or ''}".rstrip()
+        click.echo(
+            f"{at}  {row['door']:<7} {row['actor']:<20} {row['action']:<24} {target_text}{mark}"
+        )
 
 
 @main.command(help="Check the configuration against the live services.")

@@ -127,7 +127,9 @@ def run_demo(*, keep_running: bool = False) -> int:
         with server.rt.transaction() as session:
             click.echo(
                 "  "
-                + config_file.apply(session, server.rt, document).summary().replace("\n", "\n  ")
+                + config_file.apply(session, server.rt, document, source="demo.yml")
+                .summary()
+                .replace("\n", "\n  ")
             )
         server.start_in_thread()
         try:

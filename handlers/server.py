@@ -33,7 +33,9 @@ class Server:
         if settings.config_file is not None:
             document = config_file.load(settings.config_file, environment())
             with self.rt.transaction() as session:
-                report = config_file.apply(session, self.rt, document)
+                report = config_file.apply(
+                    session, self.rt, document, source=str(settings.config_file)
+                )
             log.info("applied %s: %s", settings.config_file, report.summary().splitlines()[-1])
         self.app = create_app(self.rt)
         self.worker = make_worker(self.rt)

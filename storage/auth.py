@@ -65,13 +65,18 @@ def find_token(session: Session, *, token: str) -> ApiToken | None:
     return row
 
 
-def revoke_token(session: Session, *, ref: str) -> int:
-    """Revoke tokens by id, name or prefix; returns how many were revoked."""
-    query = select(ApiToken).where(ApiToken.revoked_at.is_(None))
+def revoke_tokens(session: Session, *, ref: str) -> list[ApiToken]:
+    """Revoke the active tokens whose id, name or prefix is ``ref``; returns them."""
+    query = select(ApiToken).where(ApiToken.revoked_at.is_(None)).order_by(ApiToken.id)
     rows = [r for r in session.scalars(query) if ref in (str(r.id), r.name, r.prefix)]
     for row in rows:
         row.revoked_at = utcnow()
-    return len(rows)
+    return rows
+
+
+def revoke_token(session: Session, *, ref: str) -> int:
+    """Revoke tokens by id, name or prefix; returns how many were revoked."""
+    return len(revoke_tokens(session, ref=ref))
 
 
 def get_user(session: Session, *, username: str) -> ApiUser | None:

@@ -21,8 +21,16 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy import event as sa_event
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    ORMExecuteState,
+    Session,
+    mapped_column,
+    relationship,
+)
 from sqlalchemy.types import TypeDecorator
 
 
@@ -358,3 +366,90 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128))
     until: Mapped[datetime] = mapped_column()
+
+
+class AppendOnlyError(RuntimeError):
+    """An attempt to change or delete a row of an append-only table (``audit_log``)."""
+
+
+class AuditEntry(Base):
+    """Who did what, through which door, to what, and whether it was allowed. Append-only:
+    the application refuses UPDATE and DELETE (ORM events below) and so does the database
+    (triggers created by migration 0003, and by ``create_all`` through ``AUDIT_LOG_DDL``).
+
+    ``at`` is the application's clock (UTC). ``changes`` is ``{field: [before, after]}``
+    (a field whose values must not be recorded, e.g. a provider's configuration, appears as
+    ``{field: None}``); ``config.apply`` rows hold per-kind counts instead. Written through
+    ``storage.audit.record``.
+    """
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_ref: Mapped[str | None] = mapped_column(String(200), index=True)
+    door: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target_type: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str | None] = mapped_column(String(255), index=True)
+    changes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    outcome: Mapped[str] = mapped_column(String(16), default="ok")
+    detail: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(String(128))
+
+
+APPEND_ONLY_MESSAGE = "audit_log is append-only"
+
+# The database-level guard, for schemas made by ``Base.metadata.create_all`` (migration
+# 0003 creates the same triggers, with its own frozen copy of this SQL).
+AUDIT_LOG_DDL: dict[str, list[str]] = {
+    "sqlite": [
+        "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log "
+        f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}'); END",
+        "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log "
+        f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}'); END",
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN "
+        f"RAISE EXCEPTION '{APPEND_ONLY_MESSAGE}' USING ERRCODE = 'restrict_violation'; "
+        "END $$",
+        "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
+        "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()",
+    ],
+}
+
+
+@sa_event.listens_for(AuditEntry.__table__, "after_create")
+def _create_audit_triggers(_table: Any, connection: Connection, **_kw: Any) -> None:
+    for statement in AUDIT_LOG_DDL.get(connection.dialect.name, []):
+        connection.exec_driver_sql(statement)
+
+
+def _refuse(*_args: Any) -> None:
+    raise AppendOnlyError(APPEND_ONLY_MESSAGE)
+
+
+sa_event.listen(AuditEntry, "before_update", _refuse)
+sa_event.listen(AuditEntry, "before_delete", _refuse)
+
+
+@sa_event.listens_for(Session, "before_flush")
+def _no_audit_changes(session: Session, _context: Any, _instances: Any) -> None:
+    """Refuse a flush that would change or delete an audit row (before any SQL is sent)."""
+    for obj in session.deleted:
+        if isinstance(obj, AuditEntry):
+            _refuse()
+    for obj in session.dirty:
+        if isinstance(obj, AuditEntry) and session.is_modified(obj):
+            _refuse()
+
+
+@sa_event.listens_for(Session, "do_orm_execute")
+def _no_audit_bulk_changes(state: ORMExecuteState) -> None:
+    """Refuse ``session.execute(update(AuditEntry)...)`` / ``delete(AuditEntry)``."""
+    if (state.is_update or state.is_delete) and any(
+        mapper.class_ is AuditEntry for mapper in state.all_mappers
+    ):
+        _refuse()

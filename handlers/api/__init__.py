@@ -14,7 +14,8 @@ database unreachable (``OperationalError`` ...)       503 with ``Retry-After``
 ====================================================  ======================================
 
 A rejected request writes nothing: the checks run before any transaction, and a flow
-error rolls its transaction back. Error messages never include secrets (tokens are not
+error rolls its transaction back. (One exception: a failed login writes its ``auth.login``
+audit row, outcome ``denied``.) Error messages never include secrets (tokens are not
 echoed; database errors are reported by class name only).
 """
 
@@ -85,6 +86,7 @@ def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
 
 def install(app: FastAPI, rt: Runtime) -> None:
     """Add the REST routes, the webhook routes and their error handlers to ``app``."""
+    from handlers.api.audit import build_router as build_audit_router
     from handlers.api.routes import build_router
     from handlers.webhooks.routes import build_router as build_webhook_router
 
@@ -95,4 +97,5 @@ def install(app: FastAPI, rt: Runtime) -> None:
     for error in (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError):
         app.add_exception_handler(error, _unavailable)
     app.include_router(build_router(rt))
+    app.include_router(build_audit_router(rt))
     app.include_router(build_webhook_router(rt))

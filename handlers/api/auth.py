@@ -10,7 +10,8 @@
   user's role; if the user's role was lowered since, the lower one applies, and a
   deactivated user's tokens stop working.
 * ``login``: username/password -> a new token named ``login:<username>``; failed attempts
-  are rate limited per (username, client address) in memory (``LoginLimiter``).
+  are rate limited per (username, client address) in memory (``LoginLimiter``) and
+  audited (``auth.login``, outcome ``denied``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from fastapi.security import APIKeyHeader
 from bot.domain.errors import AuthenticationError, InputError, PermissionDeniedError
 from bot.flows.common import Actor
 from bot.runtime import Runtime
+from storage import audit
 from storage import auth as auth_store
 from storage.models import ApiUser, Person
 
@@ -69,6 +71,26 @@ class Principal:
 
     def at_least(self, role: str) -> bool:
         return self.rank >= auth_store.role_rank(role)
+
+    def audit_actor(self, request_id: str | None = None) -> audit.AuditActor:
+        """Who this principal is in the audit log: a user's token is the user
+        (``api_user``, ref the username), a bare token is the token (``api_token``, ref its
+        id), the shared webhook token is ``webhook``."""
+        if self.kind == "webhook":
+            return audit.AuditActor(
+                label=self.label, kind="webhook", ref=None, door="webhook", request_id=request_id
+            )
+        if self.user_id is not None:
+            return audit.AuditActor(
+                label=self.label, kind="api_user", ref=self.label, door="api", request_id=request_id
+            )
+        return audit.AuditActor(
+            label=self.label,
+            kind="api_token",
+            ref=None if self.token_id is None else str(self.token_id),
+            door="api",
+            request_id=request_id,
+        )
 
     def actor(self, via: str | None = None) -> Actor:
         return Actor(
@@ -223,8 +245,10 @@ def login(
     rt: Runtime, limiter: LoginLimiter, *, username: str, password: str, client: str
 ) -> dict[str, Any]:
     """Exchange a username and password for a new API token (``{"token", "role",
-    "username"}``). Wrong credentials -> InputError 400 (nothing written); too many
-    failures from this client for this username -> HTTPException 429 with Retry-After."""
+    "username"}``), audited as ``token.create``. Wrong credentials -> InputError 400; the
+    only row written is the ``auth.login`` audit row (outcome ``denied``, actor the username
+    tried, never the password). Too many failures from this client for this username ->
+    HTTPException 429 with Retry-After, before any database access (not audited)."""
     key = (username.lower(), client)
     wait = limiter.retry_after(key)
     if wait is not None:
@@ -236,12 +260,41 @@ def login(
     with rt.transaction() as session:
         user = auth_store.get_user(session, username=username)
         valid = auth_store.verify_password(password, user.password_hash if user else _DUMMY_HASH)
+        who = audit.AuditActor(label=username, kind="api_user", ref=username, door="api")
+        result: dict[str, Any] | None = None
         if user is None or not valid or not user.is_active:
-            limiter.failed(key)
-            raise InputError(LOGIN_FAILED, field="non_field_errors")
-        _row, clear = auth_store.create_token(
-            session, name=f"login:{user.username}", role=user.role, user_id=user.id
-        )
-        role = user.role
+            # Committed on purpose: the refusal itself is what the audit log must keep.
+            if user is None:
+                reason = "unknown user"
+            elif not valid:
+                reason = "wrong password"
+            else:
+                reason = "inactive user"
+            audit.record(
+                session,
+                **who.fields(),
+                action="auth.login",
+                target_type="user",
+                target=username,
+                outcome="denied",
+                detail=f"{reason} (client {client})",
+            )
+        else:
+            row, clear = auth_store.create_token(
+                session, name=f"login:{user.username}", role=user.role, user_id=user.id
+            )
+            audit.record(
+                session,
+                **who.fields(),
+                action="token.create",
+                target_type="token",
+                target=row.id,
+                changes={"name": [None, row.name], "role": [None, row.role]},
+                detail=f"login (client {client})",
+            )
+            result = {"token": clear, "username": username, "role": user.role}
+    if result is None:
+        limiter.failed(key)
+        raise InputError(LOGIN_FAILED, field="non_field_errors")
     limiter.succeeded(key)
-    return {"token": clear, "username": username, "role": role}
+    return result

@@ -22,6 +22,7 @@ POST /api/v1/incidents/{ref}/notes/      responder  201 timeline event
 GET  /api/v1/incidents/{ref}/timeline/   viewer     page of timeline events
 GET  /api/v1/alerts/                     viewer     page of alerts
 GET  /api/v1/metrics/                    viewer     counts, MTTD/MTTA/MTTR
+GET  /api/v1/audit/                      admin      page of audit rows (``handlers.api.audit``)
 =======================================  =========  ==========================================
 """
 

@@ -274,5 +274,29 @@ class WebhookOut(BaseModel):
     unrouted: list[UnroutedOut]
 
 
+class AuditEntryOut(BaseModel):
+    """One audit row (``storage.audit.entry_json``). ``changes`` is ``{field: [before,
+    after]}`` (``{field: null}`` when the values are not recorded, e.g. provider
+    configuration); ``config.apply`` rows hold per-kind counts."""
+
+    id: int
+    at: str | None
+    actor: str
+    actor_kind: str
+    actor_ref: str | None
+    door: str
+    action: str
+    target_type: str
+    target: str | None
+    changes: dict[str, Any] | None
+    outcome: str
+    detail: str | None
+    request_id: str | None
+
+
+class AuditPage(Page):
+    results: list[AuditEntryOut]
+
+
 class ErrorOut(BaseModel):
     detail: str
