@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test stand-ins live in tests/
 
 from bot import config_file  # noqa: E402
-from bot.flows.common import Actor
+from bot.domain.actor import Actor
 from bot.flows.declare import DeclareInput, declare
 from bot.runtime import Runtime
 from bot.settings import load_settings

@@ -22,7 +22,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.orm import Session
 
-from bot.domain.enums import SEVERITIES
+from bot.access import PERMISSIONS_KEY, Action
+from bot.domain.enums import SEVERITIES, AccessRole
 from bot.domain.errors import ConfigError, InputError
 from bot.runtime import Runtime
 from providers.registry import provider_class, validate_provider_config
@@ -107,6 +108,16 @@ class RemindersConfig(_Model):
     SEV4_LOW: int = Field(0, ge=0)
 
 
+class PermissionsConfig(_Model):
+    """Who may do what (``bot.access``). ``people`` maps a Slack user id or an e-mail to an
+    access role; ``actions`` sets the minimum role of an action (defaults: ``view`` and
+    ``join`` viewer, ``reopen`` manager, everything else responder)."""
+
+    slack_default_role: AccessRole = AccessRole.RESPONDER
+    people: dict[str, AccessRole] = Field(default_factory=dict)
+    actions: dict[Action, AccessRole] = Field(default_factory=dict)
+
+
 class ConfigDocument(_Model):
     teams: list[TeamConfig] = Field(default_factory=list)
     services: list[ServiceConfig] = Field(default_factory=list)
@@ -114,6 +125,7 @@ class ConfigDocument(_Model):
     providers: list[ProviderEntry] = Field(default_factory=list)
     war_room: WarRoomConfig | None = None
     reminders: RemindersConfig | None = None
+    permissions: PermissionsConfig | None = None
     alert_rules: list[dict[str, Any]] = Field(default_factory=list)
 
 
@@ -431,6 +443,12 @@ def apply(
         )
         track("reminders", "reminder settings", False, changed)
 
+    if document.permissions is not None:
+        changed = catalog.set_app_setting(
+            session, key=PERMISSIONS_KEY, value=document.permissions.model_dump(mode="json")
+        )
+        track("permissions", "permissions", False, changed)
+
     for position, rule in enumerate(document.alert_rules):
         name = str(rule.get("name"))
         existing = session.query(AlertRule).filter(AlertRule.name == name).one_or_none()
@@ -518,7 +536,7 @@ def export(session: Session, rt: Runtime) -> str:
                 }
             )
         )
-    for key in ("war_room", "reminders"):
+    for key in ("war_room", "reminders", PERMISSIONS_KEY):
         value = catalog.get_app_setting(session, key=key)
         if value:
             doc[key] = value

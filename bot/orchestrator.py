@@ -16,8 +16,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from bot.domain.actor import Actor
 from bot.domain.errors import InputError
-from bot.flows.common import Actor
 from bot.flows.declare import DeclareInput, declare
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings

@@ -158,9 +158,12 @@ def _os_user() -> str:
 
 
 def _cli_actor() -> Any:
-    from bot.flows.common import Actor
+    from bot.domain.actor import Actor
 
-    return Actor(label=_os_user(), source="cli")
+    # The local operator: whoever can run ``imas`` can read the database and the key file,
+    # so the access policy treats them as an admin (the door, not a role, decides).
+    name = _os_user()
+    return Actor(label=name, source="cli", ref=name)
 
 
 def _cli_audit_actor() -> Any:
@@ -193,7 +196,7 @@ def _drain(rt: Any, seconds: float) -> None:
 @click.option(
     "--severity",
     required=True,
-    type=click.Choice(["SEV1_CRITICAL", "SEV2_HIGH", "SEV3_MEDIUM", "SEV4_LOW"]),
+    help="SEV1_CRITICAL … SEV4_LOW, or an alias: SEV1…SEV4, critical/high/medium/low.",
 )
 @click.option("--description", default="")
 @click.option("--scope", "scopes", multiple=True, help="Impact scope name (repeatable).")
@@ -218,8 +221,8 @@ def incident_declare(
     as_json: bool,
     wait_seconds: float,
 ) -> None:
+    from bot.flows import incidents
     from bot.flows.declare import DeclareInput, declare
-    from bot.presenter import incident_json
 
     rt = runtime_or_exit()
     data = DeclareInput(
@@ -237,15 +240,13 @@ def incident_declare(
         fail(getattr(exc, "message", str(exc)))
     if wait_seconds > 0:
         _drain(rt, wait_seconds)
-    with rt.transaction() as session:
-        from storage import incidents as store
-
-        found = store.get_incident(session, ref=created.id)
-        assert found is not None
-        if as_json:
-            click.echo(json.dumps(incident_json(session, rt, found, detail=True), indent=2))
-        else:
-            click.echo(f"Incident créé: {found.short_id} ({found.title}, {found.severity})")
+    found = incidents.show(rt, actor=_cli_actor(), ref=created.id, detail=True)
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+    else:
+        click.echo(
+            f"Incident declared: {found['short_id']} ({found['title']}, {found['severity']})"
+        )
 
 
 @incident.command("list", help="List incidents, newest first.")
@@ -254,16 +255,17 @@ def incident_declare(
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--limit", default=50, show_default=True)
 def incident_list(status: str | None, open_only: bool, as_json: bool, limit: int) -> None:
-    from bot.presenter import incident_json
-    from storage import incidents as store
+    from bot.domain.enums import parse_status
+    from bot.flows import incidents
+    from storage.incidents import IncidentFilter
 
     rt = runtime_or_exit()
-    with rt.transaction() as session:
-        filters = store.IncidentFilter(
-            status=[status.upper()] if status else None, open_only=open_only
-        )
-        _total, rows = store.list_incidents(session, filters=filters, limit=limit)
-        data = [incident_json(session, rt, row) for row in rows]
+    try:
+        wanted = [parse_status(status).value] if status else None
+    except ImasError as exc:
+        fail(getattr(exc, "message", str(exc)))
+    filters = IncidentFilter(status=wanted, open_only=open_only)
+    _total, data = incidents.list_incidents(rt, actor=_cli_actor(), filters=filters, limit=limit)
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -277,15 +279,13 @@ def incident_list(status: str | None, open_only: bool, as_json: bool, limit: int
 @click.argument("ref")
 @click.option("--json", "as_json", is_flag=True)
 def incident_show(ref: str, as_json: bool) -> None:
-    from bot.presenter import incident_json
-    from storage import incidents as store
+    from bot.flows import incidents
 
     rt = runtime_or_exit()
-    with rt.transaction() as session:
-        found = store.get_incident(session, ref=ref)
-        if found is None:
-            fail(f"no incident {ref}", 1)
-        data = incident_json(session, rt, found, detail=True)
+    try:
+        data = incidents.show(rt, actor=_cli_actor(), ref=ref, detail=True)
+    except ImasError as exc:
+        fail(getattr(exc, "message", str(exc)), 1)
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -309,16 +309,14 @@ def _status_command(name: str, status: str, help_text: str) -> None:
     @click.option("--summary", default=None, help="Resolution summary (resolve).")
     @click.option("--wait", "wait_seconds", default=10.0, show_default=True)
     def command(ref: str, summary: str | None, wait_seconds: float) -> None:
-        from bot.flows import lifecycle
+        from bot.flows import incidents
 
         rt = runtime_or_exit()
         try:
-            with rt.transaction() as session:
-                found = lifecycle.get_or_404(session, ref)
-                lifecycle.change_status(
-                    session, rt, incident=found, status=status, actor=_cli_actor(), summary=summary
-                )
-                short_id = found.short_id
+            outcome = incidents.set_status(
+                rt, actor=_cli_actor(), ref=ref, status=status, summary=summary
+            )
+            short_id = outcome.incident["short_id"]
         except ImasError as exc:
             fail(getattr(exc, "message", str(exc)), 1)
         if wait_seconds > 0:

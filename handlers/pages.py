@@ -1,7 +1,7 @@
 """The "View incident" page linked from every Slack message: a read-only HTML summary.
 
-It is meant to sit behind the organisation's SSO proxy like any internal tool. Private
-incidents are never rendered here (404), whoever asks.
+It is meant to sit behind the organisation's SSO proxy like any internal tool. The
+reader is anonymous to IMAS, so the access policy shows public incidents only.
 """
 
 from __future__ import annotations
@@ -11,9 +11,15 @@ import html
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-from bot.presenter import incident_json
+from bot.domain.actor import Actor
+from bot.domain.enums import AccessRole
+from bot.domain.errors import ImasError
+from bot.flows import incidents
 from bot.runtime import Runtime
-from storage import incidents as incident_store
+
+# Nobody signs in to this page (yet): it sees what a viewer who is involved in nothing
+# sees, so a private incident answers 404 like an unknown one (the access policy decides).
+ANONYMOUS = Actor(label="anonymous", source="web", role=AccessRole.VIEWER, ref="anonymous")
 
 
 def render(data: dict[str, object]) -> str:
@@ -39,9 +45,8 @@ def render(data: dict[str, object]) -> str:
 def install(app: FastAPI, rt: Runtime) -> None:
     @app.get("/incidents/{ref}", response_class=HTMLResponse, include_in_schema=False)
     def incident_page(ref: str) -> HTMLResponse:
-        with rt.transaction() as session:
-            incident = incident_store.get_incident(session, ref=ref)
-            if incident is None or incident.private:
-                return HTMLResponse("<h1>No such incident</h1>", status_code=404)
-            data = incident_json(session, rt, incident, detail=True)
+        try:
+            data = incidents.show(rt, actor=ANONYMOUS, ref=ref, detail=True)
+        except ImasError:
+            return HTMLResponse("<h1>No such incident</h1>", status_code=404)
         return HTMLResponse(render(data))

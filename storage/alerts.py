@@ -12,9 +12,10 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session
 
+from storage.incidents import PrivateViewer, involves
 from storage.models import Alert, AlertRule, Incident
 
 ALERT_STATUSES = ("firing", "resolved")
@@ -107,6 +108,9 @@ class AlertFilter:
     status: str | None = None
     source: str | None = None
     incident_id: int | None = None
+    # None: every alert. Otherwise alerts of private incidents are kept only when the
+    # incident involves this viewer (see storage.incidents.involves).
+    private_visible_to: PrivateViewer | None = None
 
 
 def list_alerts(
@@ -122,6 +126,11 @@ def list_alerts(
         query = query.where(Alert.source == f.source)
     if f.incident_id is not None:
         query = query.where(Alert.incident_id == f.incident_id)
+    if f.private_visible_to is not None:
+        hidden = select(Incident.id).where(
+            Incident.private.is_(True), ~involves(f.private_visible_to)
+        )
+        query = query.where(or_(Alert.incident_id.is_(None), ~Alert.incident_id.in_(hidden)))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.execute(
         query.add_columns(Incident.short_id)

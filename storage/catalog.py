@@ -19,6 +19,7 @@ from storage.models import (
     Person,
     Service,
     Team,
+    TeamMember,
 )
 
 
@@ -63,6 +64,14 @@ def ensure_person(
         if display_name and not person.display_name:
             person.display_name = display_name
     return person
+
+
+def is_team_member(session: Session, *, person_id: int) -> bool:
+    """Whether the person is a member of any configured team."""
+    return (
+        session.scalar(select(TeamMember.team_id).where(TeamMember.person_id == person_id).limit(1))
+        is not None
+    )
 
 
 def get_team(session: Session, *, name: str) -> Team | None:

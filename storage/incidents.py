@@ -7,11 +7,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, Text, cast, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, aliased, selectinload
 
-from storage.models import Incident, Person, Service, Team, TimelineEvent, utcnow
+from storage.models import (
+    Incident,
+    IncidentRole,
+    Person,
+    Service,
+    Team,
+    TimelineEvent,
+    utcnow,
+)
 
 
 def new_short_id() -> str:
@@ -50,6 +58,20 @@ def get_by_idempotency_key(session: Session, *, key: str) -> Incident | None:
     return session.scalar(select(Incident).where(Incident.idempotency_key == key))
 
 
+def idempotency_key_owned_by_other(session: Session, *, prefix: str, key: str) -> bool:
+    """Whether an incident's key starts with ``prefix`` but is not ``key`` (another caller
+    used the same caller-chosen key)."""
+    found = session.scalar(
+        select(Incident.id)
+        .where(
+            Incident.idempotency_key.startswith(prefix, autoescape=True),
+            Incident.idempotency_key != key,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
 def get_by_war_room(session: Session, *, channel_id: str) -> Incident | None:
     return session.scalar(select(Incident).where(Incident.war_room_channel_id == channel_id))
 
@@ -65,6 +87,40 @@ class IncidentFilter:
     open_only: bool = False
     involving_person_id: int | None = None
     include_private: bool = True
+    # With include_private False: private incidents this person is involved in stay visible
+    # (lead, declarer, role holder, the team's on-call, invited to the war room).
+    private_visible_to: PrivateViewer | None = None
+
+
+@dataclass(frozen=True)
+class PrivateViewer:
+    person_id: int | None
+    slack_user_id: str | None
+
+
+def involves(viewer: PrivateViewer) -> ColumnElement[bool]:
+    """SQL: the incident involves ``viewer`` (the access policy's definition, in SQL)."""
+    pid = viewer.person_id if viewer.person_id is not None else -1
+    # Aliases, so the sub-queries correlate with the incident only, even when the outer
+    # query joins the same tables (the team filter joins ``teams``).
+    role, team, event = aliased(IncidentRole), aliased(Team), aliased(TimelineEvent)
+    clauses: list[ColumnElement[bool]] = [
+        Incident.lead_id == pid,
+        Incident.declared_by_id == pid,
+        select(role.id).where(role.incident_id == Incident.id, role.person_id == pid).exists(),
+        select(team.id).where(team.id == Incident.team_id, team.current_on_call_id == pid).exists(),
+    ]
+    if viewer.slack_user_id and viewer.slack_user_id.isalnum():
+        clauses.append(
+            select(event.id)
+            .where(
+                event.incident_id == Incident.id,
+                event.type == "WAR_ROOM_CREATED",
+                cast(event.data, Text).like(f'%"{viewer.slack_user_id}"%'),
+            )
+            .exists()
+        )
+    return or_(*clauses)
 
 
 def list_incidents(
@@ -106,7 +162,10 @@ def list_incidents(
             )
         )
     if not f.include_private:
-        query = query.where(Incident.private.is_(False))
+        if f.private_visible_to is not None:
+            query = query.where(or_(Incident.private.is_(False), involves(f.private_visible_to)))
+        else:
+            query = query.where(Incident.private.is_(False))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(
         query.options(
@@ -155,6 +214,16 @@ def add_event(
     session.add(event)
     session.flush()
     return event
+
+
+def events_of_type(session: Session, *, incident_id: int, type: str) -> list[TimelineEvent]:
+    return list(
+        session.scalars(
+            select(TimelineEvent)
+            .where(TimelineEvent.incident_id == incident_id, TimelineEvent.type == type)
+            .order_by(TimelineEvent.id)
+        )
+    )
 
 
 def timeline(session: Session, *, incident_id: int) -> list[TimelineEvent]:

@@ -60,10 +60,10 @@ from bot.alert_rules import (
     resolve_service,
     resolve_severity,
 )
+from bot.domain.actor import Actor
 from bot.domain.alerts import ParsedAlert
 from bot.domain.enums import SEVERITIES
 from bot.domain.errors import InputError
-from bot.flows.common import Actor
 from bot.flows.declare import TITLE_MAX, DeclareInput, declare_incident
 from bot.flows.lifecycle import change_status
 from bot.runtime import Runtime

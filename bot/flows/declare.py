@@ -1,8 +1,14 @@
 """Declaring an incident (SPEC §4): one transaction writes the incident, its first
 timeline event and one outbox row per orchestration step; the steps run later.
 
-Idempotent: with an ``idempotency_key`` (a Slack view id, an API ``Idempotency-Key``
-header, an alert group), declaring twice returns the first incident and enqueues nothing.
+Idempotent: with an ``idempotency_key`` (a Slack view id, an alert group: keys IMAS makes
+itself), declaring twice returns the first incident and enqueues nothing. A ``caller_key``
+(an API ``Idempotency-Key`` header: a key the caller chose) is scoped to the caller: the
+same caller gets its first incident back, another caller using the same key gets a
+``ConflictError`` and never sees the first caller's incident.
+
+The access policy applies (``declare`` needs the responder role); each declaration writes
+one audit row in its transaction.
 """
 
 from __future__ import annotations
@@ -14,10 +20,11 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from bot.domain.enums import SEVERITIES
-from bot.domain.errors import InputError, NotFoundError
+from bot import access, audit
+from bot.domain.actor import Actor
+from bot.domain.enums import parse_severity
+from bot.domain.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
 from bot.flows import scheduled
-from bot.flows.common import Actor
 from bot.router import route_event
 from bot.runtime import Runtime
 from storage import catalog
@@ -52,8 +59,10 @@ def validate(data: DeclareInput) -> dict[str, str]:
         errors["title"] = "A title is required."
     elif len(title) > TITLE_MAX:
         errors["title"] = f"The title must be at most {TITLE_MAX} characters."
-    if data.severity not in SEVERITIES:
-        errors["severity"] = f"Severity must be one of {', '.join(SEVERITIES)}."
+    try:
+        parse_severity(data.severity)
+    except InputError as exc:
+        errors["severity"] = exc.message
     if data.service in (None, ""):
         errors["service"] = "A service is required."
     if len(data.description or "") > 10000:
@@ -64,6 +73,31 @@ def validate(data: DeclareInput) -> dict[str, str]:
 def war_room_severities(session: Session) -> tuple[str, ...]:
     configured = catalog.get_app_setting(session, key="war_room").get("severities")
     return tuple(configured) if configured else DEFAULT_WAR_ROOM_SEVERITIES
+
+
+CALLER_KEY_SEPARATOR = "\x1f"  # never in a caller's key (control characters are refused)
+
+
+def scoped_key(caller_key: str, actor: Actor) -> str:
+    """The stored idempotency key of ``caller_key`` sent by ``actor``."""
+    return f"api:{caller_key}{CALLER_KEY_SEPARATOR}{actor.identity}"
+
+
+def check_caller_key(session: Session, *, caller_key: str, actor: Actor) -> str:
+    """The scoped key; ConflictError when another caller already used ``caller_key``."""
+    if not caller_key or any(ord(c) < 32 or ord(c) == 127 for c in caller_key):
+        raise InputError("Idempotency-Key must be printable characters.", field="Idempotency-Key")
+    key = scoped_key(caller_key, actor)
+    other = incident_store.idempotency_key_owned_by_other(
+        session, prefix=f"api:{caller_key}{CALLER_KEY_SEPARATOR}", key=key
+    )
+    if other:
+        raise ConflictError(
+            "This Idempotency-Key was already used by another caller: choose a key of your own "
+            "(a UUID, for example).",
+            field="Idempotency-Key",
+        )
+    return key
 
 
 def declare_incident(
@@ -81,6 +115,10 @@ def declare_incident(
     writing anything. May raise IntegrityError on a concurrent duplicate key (``declare``
     handles it).
     """
+    try:
+        access.require(session, actor, access.Action.DECLARE, None)
+    except access.Denial as denial:
+        raise denial.error from None
     if idempotency_key:
         existing = incident_store.get_by_idempotency_key(session, key=idempotency_key)
         if existing is not None:
@@ -101,14 +139,14 @@ def declare_incident(
             raise NotFoundError(f"Unknown impact scope {name!r}.", field="scopes")
         scopes.append(scope)
 
-    declarer = actor.person(session)
+    declarer = access.person_of(session, actor)
     lead = catalog.ensure_person(session, ref=data.lead) if data.lead else declarer
     incident = Incident(
         title=data.title.strip(),
         description=(data.description or "").strip(),
         service_id=service.id,
         team_id=service.owner_team_id,
-        severity=data.severity,
+        severity=parse_severity(data.severity).value,
         status="TRIGGERED",
         private=data.private,
         source=actor.source,
@@ -138,6 +176,19 @@ def declare_incident(
             source=actor.origin,
         )
     enqueue_orchestration(session, rt, incident=incident, actor=actor)
+    audit.record(
+        session,
+        actor,
+        action="incident.declare",
+        target_type="incident",
+        target=incident.short_id,
+        changes={
+            "title": [None, incident.title],
+            "severity": [None, incident.severity],
+            "status": [None, incident.status],
+            "private": [None, incident.private],
+        },
+    )
     return incident, True
 
 
@@ -166,10 +217,20 @@ def enqueue_orchestration(
 
 
 def declare(
-    rt: Runtime, *, data: DeclareInput, actor: Actor, idempotency_key: str | None = None
+    rt: Runtime,
+    *,
+    data: DeclareInput,
+    actor: Actor,
+    idempotency_key: str | None = None,
+    caller_key: str | None = None,
 ) -> tuple[Incident, bool]:
     """Declare in its own transaction, commit, wake the outbox. Safe under concurrent
-    duplicate submissions: the loser of a unique-key race returns the winner's incident."""
+    duplicate submissions: the loser of a unique-key race returns the winner's incident.
+    A denied declaration is audited (in a transaction of its own) and raises
+    PermissionDeniedError."""
+    if caller_key is not None:
+        with rt.reading() as session:
+            idempotency_key = check_caller_key(session, caller_key=caller_key, actor=actor)
     try:
         for attempt in range(4):
             try:
@@ -185,6 +246,16 @@ def declare(
                 log.warning(
                     "declaration hit a transient database error; retrying: %s", type(exc).__name__
                 )
+    except PermissionDeniedError as denied:
+        audit.record_denial(
+            rt,
+            actor,
+            action="incident.declare",
+            target_type="incident",
+            target=None,
+            detail=str(denied),
+        )
+        raise
     except IntegrityError:
         if not idempotency_key:
             raise

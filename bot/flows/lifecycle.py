@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from bot import access
+from bot.domain.actor import Actor
 from bot.domain.enums import INCIDENT_ROLES, SEVERITIES
 from bot.domain.errors import ConflictError, InputError, NotFoundError
 from bot.flows import followups
-from bot.flows.common import Actor
 from bot.router import route_event
 from bot.runtime import Runtime
 from storage import catalog
@@ -115,7 +116,7 @@ def change_status(
             incident.resolution_summary = summary.strip()
     if status == "TRIGGERED":
         incident.resolved_at = None
-    person = actor.person(session)
+    person = access.person_of(session, actor)
     if status == "ACKNOWLEDGED" and incident.lead_id is None and person is not None:
         incident.lead_id = person.id
     message = f"Status changed from {previous} to {status} by {actor.label}"

@@ -9,8 +9,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.domain.actor import Actor
 from bot.domain.errors import InputError, NotFoundError
-from bot.flows.common import Actor
 from bot.flows.slack_steps import enqueue_post
 from bot.presenter import view_of
 from bot.router import enqueue_notification, route_event

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.flows.common import Actor
+from bot.domain.actor import Actor
 from bot.flows.slack_steps import enqueue_pin_fetch
 from storage import catalog
 from storage import incidents as incident_store

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from bot.domain.actor import Actor
 from bot.flows import scheduled
-from bot.flows.common import Actor
 from bot.flows.declare import enqueue_orchestration
 from bot.runtime import Runtime
 from storage import incidents as incident_store

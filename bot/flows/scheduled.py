@@ -29,9 +29,9 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot.domain.actor import Actor
 from bot.domain.errors import ConflictError, InputError
 from bot.flows import paging
-from bot.flows.common import Actor
 from bot.flows.slack_steps import WAR_ROOM, enqueue_archive, enqueue_post
 from bot.presenter import view_of
 from bot.router import route_event

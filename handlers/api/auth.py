@@ -30,8 +30,9 @@ from typing import Any
 from fastapi import HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 
+from bot.domain.actor import Actor
+from bot.domain.enums import parse_access_role
 from bot.domain.errors import AuthenticationError, InputError, PermissionDeniedError
-from bot.flows.common import Actor
 from bot.runtime import Runtime
 from storage import audit
 from storage import auth as auth_store
@@ -92,13 +93,24 @@ class Principal:
             request_id=request_id,
         )
 
-    def actor(self, via: str | None = None) -> Actor:
+    def actor(self, via: str | None = None, request_id: str | None = None) -> Actor:
+        """The principal as the flows see it: its role is the token's (or its user's)."""
+        ref = (
+            f"user:{self.user_id}"
+            if self.user_id is not None
+            else f"token:{self.token_id}"
+            if self.token_id is not None
+            else f"{self.kind}:{self.label}"
+        )
         return Actor(
             label=self.label,
             source="api",
             slack_user_id=self.slack_user_id,
             email=self.email,
             via=via,
+            role=parse_access_role(self.role),
+            ref=ref,
+            request_id=request_id,
         )
 
 

@@ -1,7 +1,8 @@
-"""What each REST route does, between parsing and responding: one transaction, one call
-into a flow or a storage query, the JSON of the result. Every function takes the caller's
-``Principal``: private incidents exist only for managers and admins (others get 404, as
-if they did not exist), and changes are made with ``principal.actor()`` (source "api").
+"""What each REST route does, between parsing and responding: one call into a flow (or a
+catalog read that carries no policy), the JSON of the result. Every function takes the
+caller's ``Principal`` and acts as ``principal.actor()`` (source "api"); the flows apply the
+access policy (``bot.access``): a private incident the caller may not see answers 404, as
+if it did not exist.
 
 Errors are ``bot.domain.errors`` exceptions (InputError 400, NotFoundError 404, ConflictError
 409), mapped to JSON by ``handlers.api.install``; a rejected change writes nothing (its
@@ -13,13 +14,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from bot import kpis
 from bot.domain.errors import InputError, NotFoundError
-from bot.flows import lifecycle
+from bot.flows import incidents
 from bot.flows.declare import DeclareInput, declare
-from bot.presenter import incident_json
 from bot.runtime import Runtime
 from handlers.api.auth import Principal
 from handlers.api.pages import PageParams
@@ -27,7 +25,7 @@ from handlers.api.schemas import IncidentCreate, IncidentPatch
 from storage import alerts as alert_store
 from storage import catalog
 from storage import incidents as incident_store
-from storage.models import Alert, Incident, TimelineEvent
+from storage.models import Alert
 
 STATUS_FOR_ACTION = {
     "acknowledge": "ACKNOWLEDGED",
@@ -53,16 +51,6 @@ def _huge_id(ref: str | int | None) -> bool:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def visible_incident(session: Session, principal: Principal, ref: str) -> Incident:
-    """The incident by id or short id, if this principal may see it; else NotFoundError."""
-    incident = None
-    if ref.strip() and not _huge_id(ref):
-        incident = incident_store.get_incident(session, ref=ref)
-    if incident is None or (incident.private and not principal.at_least("manager")):
-        raise NotFoundError(f"No incident {ref}.")
-    return incident
 
 
 # -- catalog -------------------------------------------------------------------------
@@ -103,33 +91,31 @@ def teams(rt: Runtime, *, page: PageParams) -> tuple[int, list[dict[str, Any]]]:
 
 
 # -- incidents -----------------------------------------------------------------------
+# Each function calls one flow (bot.flows.incidents / bot.flows.declare): the flow applies
+# the access policy, writes the change, the timeline, the outbox and the audit row.
 
 
 def list_incidents(
     rt: Runtime, principal: Principal, *, filters: incident_store.IncidentFilter, page: PageParams
 ) -> tuple[int, list[dict[str, Any]]]:
-    filters.include_private = principal.at_least("manager")
     if _huge_id(filters.service) or _huge_id(filters.team):
         return 0, []
-    with rt.transaction() as session:
-        count, rows = incident_store.list_incidents(
-            session, filters=filters, offset=page.offset, limit=page.size
-        )
-        return count, [incident_json(session, rt, incident) for incident in rows]
+    return incidents.list_incidents(
+        rt, actor=principal.actor(via="rest"), filters=filters, offset=page.offset, limit=page.size
+    )
 
 
 def get_incident(rt: Runtime, principal: Principal, ref: str) -> dict[str, Any]:
-    with rt.transaction() as session:
-        return incident_json(session, rt, visible_incident(session, principal, ref), detail=True)
+    return incidents.show(rt, actor=principal.actor(via="rest"), ref=_ref(ref), detail=True)
 
 
 def create_incident(
     rt: Runtime, principal: Principal, body: IncidentCreate, idempotency_key: str | None
 ) -> tuple[dict[str, Any], bool]:
     """Declare (same flow as Slack; the outbox does the orchestration). Returns the
-    incident JSON and whether it was created (False: the ``Idempotency-Key`` was used
-    before, and the first incident is returned)."""
-    key = None
+    incident JSON and whether it was created (False: this caller used the
+    ``Idempotency-Key`` before, and its first incident is returned; another caller's key
+    is a 409)."""
     if idempotency_key is not None:
         idempotency_key = idempotency_key.strip()
         if not idempotency_key or len(idempotency_key) > IDEMPOTENCY_KEY_MAX:
@@ -137,7 +123,6 @@ def create_incident(
                 f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} characters.",
                 field="Idempotency-Key",
             )
-        key = f"api:{idempotency_key}"
     if _huge_id(body.service):
         raise NotFoundError(f"Unknown service {body.service!r}.", field="service")
     data = DeclareInput(
@@ -150,12 +135,9 @@ def create_incident(
         private=body.private,
         detected_at=body.detected_at,
     )
-    incident, created = declare(
-        rt, data=data, actor=principal.actor(via="rest"), idempotency_key=key
-    )
-    with rt.transaction() as session:
-        fresh = lifecycle.get_or_404(session, incident.id)
-        return incident_json(session, rt, fresh), created
+    actor = principal.actor(via="rest")
+    incident, created = declare(rt, data=data, actor=actor, caller_key=idempotency_key)
+    return incidents.show(rt, actor=actor, ref=incident.id, detail=False), created
 
 
 def patch_incident(
@@ -163,35 +145,15 @@ def patch_incident(
 ) -> dict[str, Any]:
     """Apply every given field; values equal to the current ones are skipped (PATCH is
     declarative), so an empty or repeated PATCH writes nothing."""
-    actor = principal.actor(via="rest")
-    with rt.transaction() as session:
-        incident = visible_incident(session, principal, ref)
-        lifecycle.update_details(
-            session,
-            rt,
-            incident=incident,
-            actor=actor,
-            title=patch.title,
-            description=patch.description,
-        )
-        if patch.severity is not None and patch.severity != incident.severity:
-            lifecycle.change_severity(
-                session, rt, incident=incident, severity=patch.severity, actor=actor
-            )
-        if patch.lead is not None:
-            current = incident.lead
-            if current is None or patch.lead.lower() not in (
-                (current.email or "").lower(),
-                (current.slack_user_id or "").lower(),
-            ):
-                lifecycle.assign_role(
-                    session, rt, incident=incident, role="lead", person_ref=patch.lead, actor=actor
-                )
-        session.flush()
-        session.expire(incident)  # reload relationships changed through their ids
-        data = incident_json(session, rt, incident)
-    rt.wake_outbox()
-    return data
+    return incidents.edit(
+        rt,
+        actor=principal.actor(via="rest"),
+        ref=_ref(ref),
+        title=patch.title,
+        description=patch.description,
+        severity=patch.severity,
+        lead=patch.lead,
+    ).incident
 
 
 def change_status(
@@ -199,57 +161,35 @@ def change_status(
 ) -> dict[str, Any]:
     """acknowledge / mitigate / resolve / reopen. For resolve, ``note`` is the resolution
     summary; otherwise it is added as a timeline note. Invalid transition: ConflictError."""
-    actor = principal.actor(via="rest")
     status = STATUS_FOR_ACTION[action]
-    with rt.transaction() as session:
-        incident = visible_incident(session, principal, ref)
-        lifecycle.change_status(
-            session,
-            rt,
-            incident=incident,
-            status=status,
-            actor=actor,
-            summary=note if status == "RESOLVED" else None,
-        )
-        if note and status != "RESOLVED":
-            lifecycle.add_note(session, rt, incident=incident, text=note, actor=actor)
-        session.flush()
-        session.expire(incident)  # reload relationships changed through their ids
-        data = incident_json(session, rt, incident)
-    rt.wake_outbox()
-    return data
-
-
-def event_json(event: TimelineEvent) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "at": _iso(event.at),
-        "type": event.type,
-        "message": event.message,
-        "actor": event.actor,
-        "source": event.source,
-        "data": event.data or {},
-    }
+    return incidents.set_status(
+        rt,
+        actor=principal.actor(via="rest"),
+        ref=_ref(ref),
+        status=status,
+        summary=note if status == "RESOLVED" else None,
+        note=note,
+    ).incident
 
 
 def add_note(rt: Runtime, principal: Principal, ref: str, text: str) -> dict[str, Any]:
-    with rt.transaction() as session:
-        incident = visible_incident(session, principal, ref)
-        event = lifecycle.add_note(
-            session, rt, incident=incident, text=text, actor=principal.actor(via="rest")
-        )
-        data = event_json(event)
-    rt.wake_outbox()
-    return data
+    outcome = incidents.add_note(rt, actor=principal.actor(via="rest"), ref=_ref(ref), text=text)
+    return dict(outcome.data)
 
 
 def timeline(
     rt: Runtime, principal: Principal, ref: str, page: PageParams
 ) -> tuple[int, list[dict[str, Any]]]:
-    with rt.transaction() as session:
-        incident = visible_incident(session, principal, ref)
-        events = incident_store.timeline(session, incident_id=incident.id)
-        return len(events), [event_json(e) for e in events[page.offset : page.offset + page.size]]
+    return incidents.timeline(
+        rt, actor=principal.actor(via="rest"), ref=_ref(ref), offset=page.offset, limit=page.size
+    )
+
+
+def _ref(ref: str) -> str:
+    """A path reference; an empty one names no incident (404, like an unknown one)."""
+    if not ref.strip():
+        raise NotFoundError(f"No incident {ref}.")
+    return ref
 
 
 # -- alerts and KPIs -----------------------------------------------------------------
@@ -279,13 +219,12 @@ def alert_json(alert: Alert, short_id: str | None) -> dict[str, Any]:
 
 
 def alerts(
-    rt: Runtime, *, filters: alert_store.AlertFilter, page: PageParams
+    rt: Runtime, principal: Principal, *, filters: alert_store.AlertFilter, page: PageParams
 ) -> tuple[int, list[dict[str, Any]]]:
-    with rt.transaction() as session:
-        count, rows = alert_store.list_alerts(
-            session, filters=filters, offset=page.offset, limit=page.size
-        )
-        return count, [alert_json(alert, short_id) for alert, short_id in rows]
+    count, rows = incidents.list_alerts(
+        rt, actor=principal.actor(via="rest"), filters=filters, offset=page.offset, limit=page.size
+    )
+    return count, [alert_json(alert, short_id) for alert, short_id in rows]
 
 
 def metrics(

@@ -10,14 +10,20 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
+from bot.access import Action
 from bot.domain.errors import ImasError
-from bot.flows import lifecycle
+from bot.flows import incidents
 from bot.runtime import Runtime
-from handlers.slack.common import actor_from, ephemeral, error_text, in_background
+from handlers.slack.common import (
+    actor_from,
+    ephemeral,
+    error_text,
+    in_background,
+    require_allowed,
+)
 from handlers.slack.views import RESOLVE_CALLBACK, SEVERITY_CALLBACK, UPDATE_CALLBACK
 from providers.base import SEVERITY_EMOJI
 from providers.slack_blocks import ACTION_IDS, SEVERITY_CHOICES, option, plain
-from storage import incidents as incident_store
 
 
 def _modal(
@@ -112,27 +118,16 @@ def severity_modal(short_id: str) -> dict[str, Any]:
 def register(app: App, rt: Runtime, background: Executor) -> None:
     def status_button(status: str) -> Any:
         def handle(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-            short_id = body["actions"][0].get("value", "")
-            try:
-                with rt.transaction() as session:
-                    incident = lifecycle.get_or_404(session, short_id)
-                    lifecycle.change_status(
-                        session,
-                        rt,
-                        incident=incident,
-                        status=status,
-                        actor=actor_from(body, "button"),
-                    )
-            except ImasError as exc:
-                ack()
-                in_background(
-                    background,
-                    respond,
-                    ephemeral(error_text(exc)),
-                )
-                return
             ack()
-            rt.wake_outbox()
+            try:
+                incidents.set_status(
+                    rt,
+                    actor=actor_from(body, "button"),
+                    status=status,
+                    ref=body["actions"][0].get("value", ""),
+                )
+            except ImasError as exc:
+                in_background(background, respond, ephemeral(error_text(exc)))
 
         return handle
 
@@ -140,10 +135,16 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
     app.action(ACTION_IDS["mitigate"])(status_button("MITIGATED"))
     app.action(ACTION_IDS["reopen"])(status_button("TRIGGERED"))
 
-    def modal_button(builder: Any) -> Any:
-        def handle(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+    def modal_button(builder: Any, action: Action) -> Any:
+        def handle(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
             ack()
-            short_id = body["actions"][0].get("value", "")
+            try:
+                short_id = require_allowed(
+                    rt, actor_from(body, "button"), action, ref=body["actions"][0].get("value", "")
+                )
+            except ImasError as exc:
+                in_background(background, respond, ephemeral(error_text(exc)))
+                return
             in_background(
                 background,
                 lambda: client.views_open(trigger_id=body["trigger_id"], view=builder(short_id)),
@@ -151,9 +152,9 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
 
         return handle
 
-    app.action(ACTION_IDS["resolve"])(modal_button(resolve_modal))
-    app.action(ACTION_IDS["update"])(modal_button(update_modal))
-    app.action(ACTION_IDS["severity"])(modal_button(severity_modal))
+    app.action(ACTION_IDS["resolve"])(modal_button(resolve_modal, Action.RESOLVE))
+    app.action(ACTION_IDS["update"])(modal_button(update_modal, Action.UPDATE))
+    app.action(ACTION_IDS["severity"])(modal_button(severity_modal, Action.SEVERITY))
 
     @app.action(ACTION_IDS["view"])
     def view_link(ack: Ack) -> None:
@@ -162,11 +163,14 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
     @app.action(ACTION_IDS["join"])
     def join(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
         ack()
-        short_id = body["actions"][0].get("value", "")
         user_id = (body.get("user") or {}).get("id")
-        with rt.transaction() as session:
-            incident = incident_store.get_incident(session, ref=short_id)
-            channel = incident.war_room_channel_id if incident else None
+        try:
+            channel = incidents.war_room(
+                rt, actor=actor_from(body, "button"), ref=body["actions"][0].get("value", "")
+            )
+        except ImasError as exc:
+            in_background(background, respond, ephemeral(error_text(exc)))
+            return
 
         def invite() -> None:
             if not channel:

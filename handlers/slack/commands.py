@@ -17,21 +17,26 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
 
+from bot.access import Action
 from bot.doctor import run_checks
-from bot.domain.enums import SEVERITIES
+from bot.domain.enums import INCIDENT_ROLES, SEVERITIES, SEVERITY_ALIASES, parse_severity
 from bot.domain.errors import ImasError
-from bot.flows import lifecycle, paging
-from bot.flows import repair as repair_flow
+from bot.flows import incidents
+from bot.flows.repair import RepairReport
 from bot.runtime import Runtime
 from handlers.slack.actions import update_modal
-from handlers.slack.common import actor_from, error_text, find_incident, in_background
+from handlers.slack.common import (
+    actor_from,
+    error_text,
+    escape,
+    in_background,
+    require_allowed,
+)
 from providers.slack_blocks import HELP_TEXT, declare_modal, incident_list_text
 from storage import catalog
-from storage import incidents as incident_store
 from storage.incidents import IncidentFilter
 
 INCIDENT_REF = re.compile(r"\bINC-[0-9A-Fa-f]{6}\b")
-SEVERITY_ALIASES = {s.split("_")[0]: s for s in SEVERITIES} | {s: s for s in SEVERITIES}
 
 
 def register(app: App, rt: Runtime, background: Executor) -> None:
@@ -90,136 +95,119 @@ def _ref(rest: str) -> str | None:
     return match.group(0).upper() if match else None
 
 
+def _where(body: dict[str, Any], rest: str) -> dict[str, Any]:
+    """The incident named in ``rest``, else the war room the command was typed in."""
+    return {"ref": _ref(rest), "channel_id": body.get("channel_id")}
+
+
 def _status(status: str) -> Any:
     def handler(rt: Runtime, body: dict[str, Any], rest: str) -> str:
-        incident = find_incident(rt, ref=_ref(rest), channel_id=body.get("channel_id"))
         summary = INCIDENT_REF.sub("", rest).strip() or None
-        with rt.transaction() as session:
-            fresh = lifecycle.get_or_404(session, incident.id)
-            lifecycle.change_status(
-                session,
-                rt,
-                incident=fresh,
-                status=status,
-                actor=actor_from(body, "command"),
-                summary=summary,
-            )
-            return f"{fresh.short_id} is now {fresh.status}."
+        outcome = incidents.set_status(
+            rt,
+            actor=actor_from(body, "command"),
+            status=status,
+            summary=summary,
+            **_where(body, rest),
+        )
+        return outcome.message
 
     return handler
 
 
 def _severity(rt: Runtime, body: dict[str, Any], rest: str) -> str:
     words = INCIDENT_REF.sub("", rest).split()
-    severity = SEVERITY_ALIASES.get(words[0].upper()) if words else None
-    if severity is None:
+    if not words:
         return f"Usage: `/incident severity <{'|'.join(s.split('_')[0] for s in SEVERITIES)}>`"
-    incident = find_incident(rt, ref=_ref(rest), channel_id=body.get("channel_id"))
-    with rt.transaction() as session:
-        fresh = lifecycle.get_or_404(session, incident.id)
-        lifecycle.change_severity(
-            session, rt, incident=fresh, severity=severity, actor=actor_from(body, "command")
-        )
-        return f"{fresh.short_id} is now {fresh.severity}."
+    outcome = incidents.change_severity(
+        rt, actor=actor_from(body, "command"), severity=words[0], **_where(body, rest)
+    )
+    return outcome.message
 
 
 def _note(rt: Runtime, body: dict[str, Any], rest: str) -> str:
-    incident = find_incident(rt, ref=_ref(rest), channel_id=body.get("channel_id"))
-    with rt.transaction() as session:
-        fresh = lifecycle.get_or_404(session, incident.id)
-        lifecycle.add_note(
-            session,
-            rt,
-            incident=fresh,
-            text=INCIDENT_REF.sub("", rest, count=1).strip(),
-            actor=actor_from(body, "command"),
-        )
-    return f"Note added to the timeline of {incident.short_id}."
+    outcome = incidents.add_note(
+        rt,
+        actor=actor_from(body, "command"),
+        text=INCIDENT_REF.sub("", rest, count=1).strip(),
+        **_where(body, rest),
+    )
+    return outcome.message
 
 
 def _role(rt: Runtime, body: dict[str, Any], rest: str) -> str:
     match = re.match(r"(\w+)\s+<@(\w+)(?:\|[^>]*)?>", INCIDENT_REF.sub("", rest).strip())
     if not match:
-        return f"Usage: `/incident role <{'|'.join(lifecycle.ROLES)}> @user`"
-    incident = find_incident(rt, ref=_ref(rest), channel_id=body.get("channel_id"))
-    with rt.transaction() as session:
-        fresh = lifecycle.get_or_404(session, incident.id)
-        lifecycle.assign_role(
-            session,
-            rt,
-            incident=fresh,
-            role=match.group(1),
-            person_ref=match.group(2),
-            actor=actor_from(body, "command"),
-        )
-    return f"<@{match.group(2)}> is now {match.group(1).lower()} of {incident.short_id}."
+        return f"Usage: `/incident role <{'|'.join(INCIDENT_ROLES)}> @user`"
+    outcome = incidents.assign_role(
+        rt,
+        actor=actor_from(body, "command"),
+        role=match.group(1),
+        person=match.group(2),
+        **_where(body, rest),
+    )
+    return f"<@{match.group(2)}> is now {outcome.message.split(' is now ', 1)[1]}"
 
 
 def _show(rt: Runtime, body: dict[str, Any], rest: str) -> str:
-    incident = find_incident(rt, ref=_ref(rest), channel_id=body.get("channel_id"))
-    with rt.transaction() as session:
-        fresh = lifecycle.get_or_404(session, incident.id)
-        lead = fresh.lead.label if fresh.lead else "nobody"
-        return (
-            f"*{fresh.short_id}* {fresh.title} — {fresh.severity}, *{fresh.status}*, "
-            f"service {fresh.service.name}, lead {lead}"
-            + (f"\nLID: {fresh.lid_url}" if fresh.lid_url else "")
-        )
+    data = incidents.show(rt, actor=actor_from(body, "command"), detail=False, **_where(body, rest))
+    lead = data["lead"] or "nobody"
+    return (
+        f"*{data['short_id']}* {escape(data['title'])} — {data['severity']}, *{data['status']}*, "
+        f"service {escape(data['service'])}, lead {escape(lead)}"
+        + (f"\nLID: {data['lid_url']}" if data["lid_url"] else "")
+    )
 
 
 def _doc(rt: Runtime, body: dict[str, Any], rest: str) -> str:
-    incident = find_incident(rt, ref=_ref(rest), channel_id=body.get("channel_id"))
-    if incident.lid_url:
-        return f"📄 LID of {incident.short_id}: {incident.lid_url}"
-    return f"{incident.short_id} has no LID document yet (Google not configured, or still being created)."
+    data = incidents.show(rt, actor=actor_from(body, "command"), detail=False, **_where(body, rest))
+    if data["lid_url"]:
+        return f"📄 LID of {data['short_id']}: {data['lid_url']}"
+    return (
+        f"{data['short_id']} has no LID document yet "
+        "(Google not configured, or still being created)."
+    )
 
 
 def _list(rt: Runtime, body: dict[str, Any], rest: str) -> str:
     words = rest.lower().split()
     filters = IncidentFilter(open_only="all" not in words)
-    severities = [SEVERITY_ALIASES[w.upper()] for w in words if w.upper() in SEVERITY_ALIASES]
+    severities = [parse_severity(w).value for w in words if w.upper() in SEVERITY_ALIASES]
     if severities:
         filters.severity = severities
-    with rt.transaction() as session:
-        user_id = body.get("user_id")
-        me = catalog.get_person(session, ref=user_id) if user_id else None
-        if "mine" in words:
-            filters.involving_person_id = me.id if me else -1
-        _total, rows = incident_store.list_incidents(session, filters=filters, limit=30)
-        lines = []
-        for incident in rows:
-            involved = {incident.lead_id, incident.declared_by_id} | {
-                r.person_id for r in incident.roles
-            }
-            if incident.private and not (me and me.id in involved):
-                continue
-            room = f" <#{incident.war_room_channel_id}>" if incident.war_room_channel_id else ""
-            lines.append(
-                f"• *{incident.short_id}* {incident.title} — {incident.severity}, "
-                f"{incident.status}, {incident.service.name}{room}"
-            )
+    actor = actor_from(body, "command")
+    if "mine" in words:
+        filters.involving_person_id = incidents.person_id(rt, actor=actor)
+    _total, rows = incidents.list_incidents(rt, actor=actor, filters=filters, limit=30)
+    lines = []
+    for data in rows:
+        room = f" <#{data['war_room_channel_id']}>" if data["war_room_channel_id"] else ""
+        lines.append(
+            f"• *{data['short_id']}* {escape(data['title'])} — {data['severity']}, "
+            f"{data['status']}, {escape(data['service'])}{room}"
+        )
     heading = "Open incidents" if filters.open_only else "Incidents"
     return incident_list_text(lines, heading)
 
 
 def _oncall(rt: Runtime, body: dict[str, Any], rest: str) -> str:
-    with rt.transaction() as session:
+    with rt.reading() as session:
         teams = catalog.list_teams(session)
         if rest:
             teams = [t for t in teams if t.name.lower() == rest.lower()]
             if not teams:
-                return f"No team named {rest!r}."
+                return f"No team named {escape(rest)!r}."
         lines = []
         for team in teams:
             person = team.current_on_call
             who = (
                 f"<@{person.slack_user_id}>"
                 if person and person.slack_user_id
-                else person.label
+                else escape(person.label)
                 if person
                 else "nobody"
             )
-            lines.append(f"• *{team.name}*: {who}")
+            lines.append(f"• *{escape(team.name)}*: {who}")
     return "*On call*\n" + ("\n".join(lines) if lines else "No teams configured.")
 
 
@@ -236,8 +224,7 @@ class AfterAck:
 
 
 def _update(rt: Runtime, body: dict[str, Any], rest: str) -> AfterAck:
-    incident = find_incident(rt, ref=_ref(rest), channel_id=body.get("channel_id"))
-    short_id = incident.short_id
+    short_id = require_allowed(rt, actor_from(body, "command"), Action.UPDATE, **_where(body, rest))
 
     def open_modal(client: WebClient, body: dict[str, Any]) -> None:
         client.views_open(trigger_id=body["trigger_id"], view=update_modal(short_id))
@@ -250,7 +237,7 @@ def _page_target(rt: Runtime, text: str) -> tuple[str, str | None]:
     mention = re.match(r"<@(\w+)(?:\|[^>]*)?>\s*(.*)", text, re.DOTALL)
     if mention:
         return mention.group(1), mention.group(2).strip() or None
-    with rt.transaction() as session:
+    with rt.reading() as session:
         names = sorted((t.name for t in catalog.list_teams(session)), key=len, reverse=True)
     for name in names:
         if text.lower() == name.lower() or text.lower().startswith(name.lower() + " "):
@@ -263,18 +250,10 @@ def _page(rt: Runtime, body: dict[str, Any], rest: str) -> str:
     if not text:
         return "Usage: `/incident page <team|@user> [reason]`"
     target, reason = _page_target(rt, text)
-    incident = find_incident(rt, ref=_ref(rest), channel_id=body.get("channel_id"))
-    with rt.transaction() as session:
-        fresh = lifecycle.get_or_404(session, incident.id)
-        event = paging.page(
-            session,
-            rt,
-            incident=fresh,
-            target=target,
-            actor=actor_from(body, "command"),
-            reason=reason,
-        )
-        return f"📟 {event.message} for {fresh.short_id}."
+    outcome = incidents.page(
+        rt, actor=actor_from(body, "command"), target=target, reason=reason, **_where(body, rest)
+    )
+    return outcome.message
 
 
 STEP_NAMES = {
@@ -289,24 +268,22 @@ STATE_ICONS = {"done": "✅", "pending": "⏳", "in_flight": "⏳", "failed": "�
 
 
 def _repair(rt: Runtime, body: dict[str, Any], rest: str) -> str:
-    incident = find_incident(rt, ref=_ref(rest), channel_id=body.get("channel_id"))
-    with rt.transaction() as session:
-        fresh = lifecycle.get_or_404(session, incident.id)
-        report = repair_flow.repair(session, rt, incident=fresh, actor=actor_from(body, "command"))
-        lines = [f"🔧 *{fresh.short_id}*: {report.retried} failed step(s) queued again."]
-        for item in report.steps:
-            if item.kind == "refresh":
-                continue
-            name = STEP_NAMES.get(item.kind, item.kind)
-            if item.kind == "notify":
-                name = f"Notify {item.event} → {item.provider_name} {item.recipient or ''}".strip()
-            error = (
-                f" — {item.last_error[:120]}" if item.last_error and item.state != "done" else ""
-            )
-            lines.append(f"{STATE_ICONS.get(item.state, '•')} {name}: {item.state}{error}")
-        for task in report.tasks:
-            when = f" (due {task.due_at:%Y-%m-%d %H:%M} UTC)" if task.state == "scheduled" else ""
-            lines.append(f"🕒 {task.kind}: {task.state}{when}")
+    outcome = incidents.repair(rt, actor=actor_from(body, "command"), **_where(body, rest))
+    report: RepairReport = outcome.data
+    lines = [f"🔧 *{outcome.incident['short_id']}*: {report.retried} failed step(s) queued again."]
+    for item in report.steps:
+        if item.kind == "refresh":
+            continue
+        name = STEP_NAMES.get(item.kind, item.kind)
+        if item.kind == "notify":
+            name = f"Notify {item.event} → {item.provider_name} {item.recipient or ''}".strip()
+        error = f" — {item.last_error[:120]}" if item.last_error and item.state != "done" else ""
+        lines.append(
+            f"{STATE_ICONS.get(item.state, '•')} {escape(name)}: {item.state}{escape(error)}"
+        )
+    for task in report.tasks:
+        when = f" (due {task.due_at:%Y-%m-%d %H:%M} UTC)" if task.state == "scheduled" else ""
+        lines.append(f"🕒 {task.kind}: {task.state}{when}")
     if len(lines) > 40:
         lines = [*lines[:39], f"… and {len(lines) - 39} more"]
     return "\n".join(lines)

@@ -9,11 +9,11 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.domain.errors import ImasError, InputError
-from bot.flows.common import Actor
+from bot.access import Action
+from bot.domain.actor import Actor
+from bot.domain.errors import ImasError
+from bot.flows import incidents
 from bot.runtime import Runtime
-from storage import incidents as incident_store
-from storage.models import Incident
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,12 @@ def actor_from(body: dict[str, Any], via: str) -> Actor:
     user_id = body.get("user_id") or user.get("id")
     name = body.get("user_name") or user.get("username") or user.get("name") or user_id or "someone"
     return Actor(
-        label=str(name), source="slack", slack_user_id=str(user_id) if user_id else None, via=via
+        label=str(name),
+        source="slack",
+        slack_user_id=str(user_id) if user_id else None,
+        via=via,
+        ref=f"slack:{user_id}" if user_id else None,
+        request_id=body.get("trigger_id") or body.get("event_id"),
     )
 
 
@@ -39,21 +44,22 @@ def in_background(pool: Executor, func: Callable[..., Any], *args: Any) -> None:
     pool.submit(run)
 
 
-def find_incident(rt: Runtime, *, ref: str | None, channel_id: str | None) -> Incident:
-    """The incident named by ``ref``, else the one whose war room is ``channel_id``."""
-    with rt.transaction() as session:
-        incident = None
-        if ref:
-            incident = incident_store.get_incident(session, ref=ref)
-            if incident is None:
-                raise InputError(f"No incident {ref}.")
-        elif channel_id:
-            incident = incident_store.get_by_war_room(session, channel_id=channel_id)
-        if incident is None:
-            raise InputError(
-                "Which incident? Run this in its war room or add its id, e.g. `INC-A1B2C3`."
-            )
-        return incident
+def require_allowed(
+    rt: Runtime,
+    actor: Actor,
+    action: Action,
+    *,
+    ref: str | None = None,
+    channel_id: str | None = None,
+) -> str:
+    """The short id of the incident, when ``actor`` may do ``action`` to it (before
+    opening a modal for it). Raises NotFoundError / PermissionDeniedError."""
+    return incidents.check(rt, actor=actor, action=action, ref=ref, channel_id=channel_id)
+
+
+def escape(text: object) -> str:
+    """User text for Slack mrkdwn: ``&``, ``<`` and ``>`` escaped as Slack documents."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def error_text(exc: ImasError) -> str:

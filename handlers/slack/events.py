@@ -12,11 +12,10 @@ from typing import Any
 
 from slack_bolt import App
 
-from bot.flows import pins
-from bot.flows.common import Actor
+from bot.domain.actor import Actor
+from bot.domain.errors import ImasError
+from bot.flows import incidents
 from bot.runtime import Runtime
-from storage import catalog
-from storage import incidents as incident_store
 
 log = logging.getLogger(__name__)
 
@@ -28,56 +27,52 @@ def is_pin(rt: Runtime, event: dict[str, Any]) -> bool:
     return reaction == wanted and item.get("type") == "message" and bool(item.get("ts"))
 
 
-def reaction_actor(rt: Runtime, user_id: str | None) -> Actor:
-    label = user_id or "someone"
-    if user_id:
-        with rt.transaction() as session:
-            person = catalog.get_person(session, ref=user_id)
-            label = person.label if person else user_id
-    return Actor(label=label, source="slack", slack_user_id=user_id, via="reaction")
+def reaction_actor(event: dict[str, Any], body: dict[str, Any]) -> Actor:
+    user_id = event.get("user")
+    return Actor(
+        label=str(user_id or "someone"),
+        source="slack",
+        slack_user_id=str(user_id) if user_id else None,
+        via="reaction",
+        ref=f"slack:{user_id}" if user_id else None,
+        request_id=body.get("event_id"),
+    )
 
 
 def register(app: App, rt: Runtime, background: Executor) -> None:  # noqa: ARG001
-
     def reaction_added(event: dict[str, Any], body: dict[str, Any]) -> None:
         if not is_pin(rt, event):
             return
         item = event["item"]
         channel, ts = str(item.get("channel") or ""), str(item["ts"])
-        actor = reaction_actor(rt, event.get("user"))
-        with rt.transaction() as session:
-            incident = incident_store.get_by_war_room(session, channel_id=channel)
-            if incident is None:
-                return
-            recorded = pins.pin_message(
-                session,
-                incident=incident,
-                channel=channel,
+        try:
+            outcome = incidents.pin(
+                rt,
+                actor=reaction_actor(event, body),
+                channel_id=channel,
                 ts=ts,
                 author=event.get("item_user"),
-                actor=actor,
                 request_key=body.get("event_id"),
             )
-        if recorded is not None:
+        except ImasError as exc:  # e.g. a viewer's 📌: nothing to answer to
+            log.info("📌 in %s not recorded: %s", channel, exc)
+            return
+        if outcome is not None and outcome.data is not None:
             log.info(
                 "Pinned message %s added to the timeline",
                 ts,
-                extra={"incident": incident.short_id},
+                extra={"incident": outcome.incident["short_id"]},
             )
-            rt.wake_outbox()
 
-    def reaction_removed(event: dict[str, Any]) -> None:
+    def reaction_removed(event: dict[str, Any], body: dict[str, Any]) -> None:
         if not is_pin(rt, event):
             return
         item = event["item"]
         channel, ts = str(item.get("channel") or ""), str(item["ts"])
-        with rt.transaction() as session:
-            incident = incident_store.get_by_war_room(session, channel_id=channel)
-            if incident is None:
-                return
-            removed = pins.unpin_message(session, incident=incident, channel=channel, ts=ts)
-        if removed:
-            rt.wake_outbox()
+        try:
+            incidents.unpin(rt, actor=reaction_actor(event, body), channel_id=channel, ts=ts)
+        except ImasError as exc:
+            log.info("📌 removal in %s not recorded: %s", channel, exc)
 
     app.event("reaction_added")(reaction_added)
     app.event("reaction_removed")(reaction_removed)

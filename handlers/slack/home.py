@@ -1,7 +1,7 @@
 """The App Home tab: open incidents, the user's first, and a Declare button.
 
-Private incidents appear only to the people involved in them (lead, declarer, role
-holders, the owner team's on-call).
+What a viewer sees is decided by the access policy (``bot.access``): private incidents
+appear only to the people involved in them and to managers and admins.
 """
 
 from __future__ import annotations
@@ -13,50 +13,19 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.presenter import view_of
+from bot.domain.actor import Actor
+from bot.flows import incidents
 from bot.runtime import Runtime
 from handlers.slack.common import in_background
-from providers.base import IncidentView
 from providers.slack_blocks import HOME_DECLARE_ACTION, declare_modal, home_view
 from storage import catalog
-from storage import incidents as incident_store
-from storage.incidents import IncidentFilter
-from storage.models import Incident, Person
 
 MAX_LISTED = 60
 
 
-def involves(incident: Incident, person: Person | None) -> bool:
-    if person is None:
-        return False
-    if person.id in (incident.lead_id, incident.declared_by_id):
-        return True
-    if any(role.person_id == person.id for role in incident.roles):
-        return True
-    return incident.team is not None and incident.team.current_on_call_id == person.id
-
-
-def home_incidents(rt: Runtime, user_id: str) -> tuple[list[IncidentView], list[IncidentView]]:
-    """(the user's open incidents, the other open incidents they may see)."""
-    with rt.transaction() as session:
-        me = catalog.get_person(session, ref=user_id)
-        _total, rows = incident_store.list_incidents(
-            session, filters=IncidentFilter(open_only=True), limit=200
-        )
-        mine: list[IncidentView] = []
-        others: list[IncidentView] = []
-        for incident in rows:
-            involved = involves(incident, me)
-            if incident.private and not involved:
-                continue
-            target = mine if involved else others
-            if len(mine) + len(others) < MAX_LISTED:
-                target.append(view_of(session, rt, incident))
-        return mine, others
-
-
 def build_home(rt: Runtime, user_id: str) -> dict[str, Any]:
-    mine, others = home_incidents(rt, user_id)
+    actor = Actor(label=user_id, source="slack", slack_user_id=user_id, via="home")
+    mine, others = incidents.home_lists(rt, actor=actor, limit=MAX_LISTED)
     return home_view(mine, others)
 
 
@@ -72,7 +41,7 @@ def open_declare(
     description: str = "",
 ) -> None:
     """Open the declare modal (from Home or a shortcut), pre-filled when given."""
-    with rt.transaction() as session:
+    with rt.reading() as session:
         services = [s.name for s in catalog.list_services(session, active_only=True)]
         scopes = [s.name for s in catalog.list_scopes(session)]
     if not services and user_id:

@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 
 from bot.domain.errors import ImasError
-from bot.flows import lifecycle, scheduled
+from bot.flows import incidents
 from bot.runtime import Runtime
 from handlers.slack.common import actor_from, ephemeral, error_text, in_background
 from providers.slack_blocks import SNOOZE_MINUTES, snooze_action_id
@@ -20,11 +20,7 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
             short_id = body["actions"][0].get("value", "")
             actor = actor_from(body, "button")
             try:
-                with rt.transaction() as session:
-                    incident = lifecycle.get_or_404(session, short_id)
-                    due = scheduled.snooze(
-                        session, rt, incident=incident, minutes=minutes, actor=actor
-                    )
+                due = incidents.snooze(rt, actor=actor, minutes=minutes, ref=short_id).data
             except ImasError as exc:
                 ack()
                 in_background(

@@ -11,7 +11,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.domain.errors import ImasError, InputError
-from bot.flows import lifecycle
+from bot.flows import incidents
 from bot.flows.declare import DeclareInput, declare, validate
 from bot.runtime import Runtime
 from handlers.slack.common import actor_from, in_background
@@ -68,6 +68,9 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
         except InputError as exc:
             ack(response_action="errors", errors={exc.field or "title": exc.message})
             return
+        except ImasError as exc:  # e.g. PermissionDeniedError: shown on the form
+            ack(response_action="errors", errors={"title": str(exc)})
+            return
         ack()
         if created and actor.slack_user_id:
             in_background(
@@ -92,8 +95,8 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
             ack,
             rt,
             body,
-            lambda session, incident, actor: lifecycle.change_status(
-                session, rt, incident=incident, status="RESOLVED", actor=actor, summary=summary
+            lambda ref, actor: incidents.set_status(
+                rt, actor=actor, ref=ref, status="RESOLVED", summary=summary
             ),
             "summary",
         )
@@ -113,12 +116,11 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
             ack,
             rt,
             body,
-            lambda session, incident, actor: lifecycle.post_status_update(
-                session,
+            lambda ref, actor: incidents.post_update(
                 rt,
-                incident=incident,
-                text=text,
                 actor=actor,
+                ref=ref,
+                text=text,
                 impact=impact,
                 next_update_minutes=minutes,
             ),
@@ -133,8 +135,8 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
             ack,
             rt,
             body,
-            lambda session, incident, actor: lifecycle.change_severity(
-                session, rt, incident=incident, severity=severity, actor=actor
+            lambda ref, actor: incidents.change_severity(
+                rt, actor=actor, ref=ref, severity=severity
             ),
             "severity",
         )
@@ -144,16 +146,12 @@ def _lifecycle_submission(
     ack: Ack, rt: Runtime, body: dict[str, Any], change: Any, field: str
 ) -> None:
     metadata = json.loads(body["view"].get("private_metadata") or "{}")
-    actor = actor_from(body, "modal")
     try:
-        with rt.transaction() as session:
-            incident = lifecycle.get_or_404(session, metadata.get("incident", ""))
-            change(session, incident, actor)
+        change(str(metadata.get("incident") or ""), actor_from(body, "modal"))
     except ImasError as exc:
         ack(response_action="errors", errors={field: getattr(exc, "message", str(exc))})
         return
     ack()
-    rt.wake_outbox()
 
 
 def _confirm(client: WebClient, user_id: str, channel_id: str | None, text: str) -> None:

@@ -11,8 +11,8 @@ import pytest
 
 from bot import config_file
 from bot.doctor import run_checks
+from bot.domain.actor import Actor
 from bot.flows import lifecycle
-from bot.flows.common import Actor
 from bot.flows.declare import DeclareInput, declare
 from bot.presenter import incident_json
 from bot.runtime import Runtime

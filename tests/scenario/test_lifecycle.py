@@ -5,13 +5,16 @@ repair and doctor — against the fake Slack Web API."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from imas_standins.slack_api import FakeSlack
 from imas_standins.slack_driver import SlackDriver
 
 from bot.presenter import incident_json
+from handlers.cli import main
 from handlers.server import Server
 from storage import incidents as store
 from storage import outbox as outbox_store
@@ -87,6 +90,21 @@ def timeline(data: dict[str, Any], *types: str) -> list[dict[str, Any]]:
 
 def fields_text(message: dict[str, Any]) -> str:
     return str(message.get("blocks"))
+
+
+def make_manager(server: Any, slack_user_id: str, folder: Path) -> None:
+    """``permissions: people: {<id>: manager}`` applied as an operator would."""
+    path = folder / "permissions.yml"
+    path.write_text(f"permissions:\n  people:\n    {slack_user_id}: manager\n")
+    result = CliRunner().invoke(
+        main,
+        ["config", "apply", str(path)],
+        env={
+            "IMAS_DATABASE_URL": server.rt.settings.database_url,
+            "IMAS_SECRET_KEY": "test-secret-key",
+        },
+    )
+    assert result.exit_code == 0, result.output
 
 
 @pytest.fixture
@@ -248,7 +266,7 @@ def test_declare_ack_severity_note_pin_resolve(running):
 # -- the other buttons and subcommands -------------------------------------------------
 
 
-def test_buttons_and_subcommands(running):
+def test_buttons_and_subcommands(running, tmp_path):
     server, slack, fake = running
     declare(slack, fake)
     data = settled(server)
@@ -277,10 +295,20 @@ def test_buttons_and_subcommands(running):
     assert "/incident page" in slack.slash("help").text
     assert "Which incident?" in slack.slash("ack").text  # not in a war room, no id
 
-    # Resolve by command with a summary, reopen by button.
+    # Resolve by command with a summary, reopen by button: reopening needs the manager
+    # role (as over REST), so Bob (a responder by default) is refused and changes nothing;
+    # Alice, made a manager in the configuration, reopens.
     assert "RESOLVED" in slack.slash("resolve All good now", channel_id=room).text
     data = settled(server, short_id)
     assert data["resolution_summary"] == "All good now"
+    slack.click("incident_reopen", channel_id=SEED_CHANNEL, user_id=BOB)
+    denial = wait_until(
+        lambda: [e for e in fake.ephemerals if "needs the manager role" in str(e)],
+        message="the reopen denial",
+    )
+    assert "responder" in str(denial[0])
+    assert settled(server, short_id)["status"] == "RESOLVED"
+    make_manager(server, "U0ALICE01", tmp_path)
     slack.click("incident_reopen", channel_id=SEED_CHANNEL)
     data = settled(server, short_id)
     assert data["status"] == "TRIGGERED" and data["resolved_at"] is None

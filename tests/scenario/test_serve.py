@@ -11,7 +11,7 @@ import requests
 from click.testing import CliRunner
 from imas_standins.slack_api import HANG_GUARD_SECONDS
 
-from bot.flows.common import Actor
+from bot.domain.actor import Actor
 from bot.flows.declare import DeclareInput, declare
 from handlers.cli import main
 from tests.reliability.test_crash_recovery import free_port

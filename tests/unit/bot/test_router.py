@@ -4,7 +4,7 @@ provider would reach it; filters and privacy decide who else hears."""
 from __future__ import annotations
 
 from bot import config_file
-from bot.flows.common import Actor
+from bot.domain.actor import Actor
 from bot.flows.declare import DeclareInput, declare
 from bot.runtime import Runtime
 from storage import outbox as outbox_store

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from bot import config_file
+from bot.domain.actor import Actor
 from bot.flows import lifecycle, scheduled
-from bot.flows.common import Actor
 from bot.flows.declare import DeclareInput, declare
 from bot.runtime import Runtime
 from bot.scheduler import JOBS, run_scheduled_tasks

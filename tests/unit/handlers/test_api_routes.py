@@ -313,6 +313,28 @@ def test_idempotency_key(api: Api) -> None:
     assert too_long.status_code == 400
 
 
+def test_another_callers_idempotency_key_returns_none_of_their_data(api: Api) -> None:
+    """A key is the caller's own: replaying someone else's (even a manager's private
+    incident's) gets a 409 that names nothing of theirs, and writes nothing."""
+    secret = {**CREATE, "title": "Acquisition leak", "private": True}
+    owner = {**api.auth("manager"), "Idempotency-Key": "shared-42"}
+    first = api.client.post("/api/v1/incidents/", headers=owner, json=secret)
+    assert first.status_code == 201
+    before = api.counts()
+    for role in ("viewer", "responder", "admin"):
+        replay = api.client.post(
+            "/api/v1/incidents/",
+            headers={**api.auth(role), "Idempotency-Key": "shared-42"},
+            json=CREATE,
+        )
+        assert replay.status_code == 409, replay.text
+        assert "another caller" in replay.text
+        assert "Acquisition" not in replay.text and first.json()["short_id"] not in replay.text
+    assert api.counts() == before
+    mine = api.client.post("/api/v1/incidents/", headers=owner, json=secret)
+    assert mine.status_code == 200 and mine.json()["id"] == first.json()["id"]
+
+
 def test_get_by_id_or_short_id_and_404(api: Api) -> None:
     created = api.declare()
     headers = api.auth("viewer")
@@ -346,7 +368,8 @@ def test_private_incidents_are_hidden_below_manager(api: Api) -> None:
             headers=api.auth(role),
             json={"text": "x"},
         )
-        assert ack.status_code == (201 if visible else (404 if role == "responder" else 403))
+        # Invisible means absent whatever the role: 404, never a 403 that confirms it exists.
+        assert ack.status_code == (201 if visible else 404)
 
 
 def test_list_filters(api: Api) -> None:
