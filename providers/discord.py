@@ -90,6 +90,7 @@ def embed_title(notification: Notification) -> str:
     head, found, tail = raw.partition(user)
     if not found:  # cannot happen with summary_line's format; escape all of it then
         return fit(raw, TITLE_LIMIT, discord_escape)
+    tail = discord_escape(tail)
     room = TITLE_LIMIT - len(head) - len(tail)
     if room < 16:
         return fit(raw, TITLE_LIMIT, discord_escape)

@@ -41,7 +41,7 @@ from providers.base import (
     Notification,
     ProviderConfig,
 )
-from providers.text import one_line
+from providers.text import one_line, strip_control
 
 # Wording of each event at the end of the summary line.
 EVENT_LABELS: dict[str, str] = {
@@ -106,8 +106,8 @@ def iso_utc(value: datetime) -> str:
 
 
 def lead_display(incident: IncidentView) -> str:
-    """The lead's name, else e-mail, else ``unassigned``."""
-    return incident.lead_name or incident.lead_email or "unassigned"
+    """The lead's name, else e-mail, else ``unassigned`` (on one line)."""
+    return one_line(incident.lead_name or incident.lead_email) or "unassigned"
 
 
 def summary_line(
@@ -179,17 +179,19 @@ def extra_text(notification: Notification) -> str | None:
 
 
 def text_body(notification: Notification) -> str:
-    """Plain-text body: summary, facts, the notification text, description, links."""
+    """Plain-text body: summary, facts, the notification text, description, links.
+
+    No control characters but line breaks and tabs."""
     inc = notification.incident
     lines = [summary_line(notification), "", f"Title: {one_line(inc.title)}"]
     lines += [f"{label}: {value}" for label, value in facts(notification)]
     if inc.war_room_channel_id and not inc.war_room_url:
         lines.append(f"War room channel: {inc.war_room_channel_id}")
-    extra = extra_text(notification)
+    extra = strip_control(extra_text(notification))
     if extra:
         lines += ["", f"{text_heading(notification.event)}:", extra]
     if inc.description:
-        lines += ["", "Description:", inc.description]
+        lines += ["", "Description:", strip_control(inc.description)]
     lines += ["", "Links:"]
     lines += [f"- {label}: {url}" for label, url in links(inc)]
     return "\n".join(lines) + "\n"

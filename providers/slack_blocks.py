@@ -352,8 +352,8 @@ React with :pushpin: to a message in a war room to add it to the timeline."""
 def incident_list_text(lines: list[str], heading: str) -> str:
     """``lines`` are mrkdwn already escaped: build each with :func:`incident_list_line`."""
     if not lines:
-        return f"*{esc(heading)}*\nNo incidents."
-    return f"*{esc(heading)}*\n" + "\n".join(lines[:30])
+        return f"*{slack_fit(heading, 200)}*\nNo incidents."
+    return slack_truncate(f"*{slack_fit(heading, 200)}*\n" + "\n".join(lines[:30]), 3000)
 
 
 def incident_list_line(
@@ -398,7 +398,7 @@ def oncall_line(team_name: str, user_id: str | None, label: str | None) -> str:
     if user_id and is_slack_user_id(user_id):
         who = mention_user(user_id)
     else:
-        who = esc(label) if label else "nobody"
+        who = slack_fit(label, 200) if label else "nobody"
     return f"• *{slack_fit(team_name, 200)}*: {who}"
 
 
