@@ -59,6 +59,14 @@ def slack_escape(text: str | None) -> str:
     return (text or "").translate(_SLACK_ESCAPES)
 
 
+def slack_unescape(text: str | None) -> str:
+    """The reverse of :func:`slack_escape`, for text Slack sends us already escaped (slash
+    command ``text``, message ``text`` of a shortcut or a pin) before it is stored: stored
+    text is raw and escaped once, when shown. Mentions (``<@U123>``) stay as written and are
+    shown as text later. Modal ``plain_text_input`` values are raw already: not for them."""
+    return (text or "").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def slack_truncate(mrkdwn: str, limit: int, ellipsis: str = ELLIPSIS) -> str:
     """Cut Slack mrkdwn to at most ``limit`` characters, ending with ``ellipsis`` when cut.
 

@@ -45,6 +45,7 @@ from providers.text import (
     slack_escape,
     slack_fit,
     slack_truncate,
+    slack_unescape,
     teams_escape,
 )
 from providers.webhook import render_template, slack_webhook_payload
@@ -621,6 +622,11 @@ def test_email_subject_cannot_inject_headers(title):
 def test_slack_escape_is_slacks_three_characters():
     assert slack_escape("<!channel> & <@U1> > *b*") == "&lt;!channel&gt; &amp; &lt;@U1&gt; &gt; *b*"
     assert slack_escape(None) == ""
+
+
+@given(text=user_text)
+def test_slack_unescape_reverses_escape(text):
+    assert slack_unescape(slack_escape(text)) == text
 
 
 def test_mentions_and_channel_links_are_built_from_ids_only():
