@@ -24,6 +24,7 @@ from providers.base import IncidentView, Notification, Recipient
 from providers.slack import METADATA_EVENT, SlackProvider
 from providers.slack_api import SlackApi
 from providers.slack_blocks import fallback_text, war_room_summary_blocks
+from providers.text import one_line, slack_fit
 from storage import catalog
 from storage import incidents as incident_store
 from storage import outbox as outbox_store
@@ -306,10 +307,16 @@ def _in_parallel(*calls: Callable[[], object]) -> None:
 
 
 def topic_for(view: IncidentView) -> str:
-    lead = f" | Lead: {view.lead_name}" if view.lead_name else ""
-    return f"{view.emoji} {view.severity} | {view.status} | {view.service_name}{lead} | {view.short_id}"[
-        :250
-    ]
+    """The war room's topic (Slack renders mentions and links in topics: names escaped)."""
+    lead = f" | Lead: {one_line(view.lead_name)}" if view.lead_name else ""
+    return slack_fit(
+        one_line(
+            f"{view.emoji} {view.severity} | {view.status} | {view.service_name}{lead} | "
+            f"{view.short_id}"
+        ),
+        250,
+        ellipsis="",
+    )
 
 
 def war_room_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:

@@ -7,8 +7,12 @@ Each send executes the webhook with ``?wait=true`` so Discord answers 200 with t
 created message, whose ``id`` is returned in ``DeliveryResult.data["message_id"]``. The
 body is ``{"username": "IMAS", "embeds": [embed], "allowed_mentions": {"parse": []}}``:
 mentions are disabled so an incident title containing ``@everyone`` never pings anyone.
+Every user- or alert-supplied string is also made literal with
+:func:`providers.text.discord_escape` (masked links ``[x](y)``, ``<@id>`` tags, and a
+zero-width space in ``@everyone``/``@here``), so nothing renders as a disguised link or a
+mention pill; the only links are the ones built here from URLs.
 The embed respects Discord's limits: title <= 256, description <= 4096, <= 25 fields,
-field name <= 256, field value <= 1024, 6000 characters in total.
+field name <= 256, field value <= 1024, 6000 characters in total (counted after escaping).
 
 Idempotency: Discord webhooks take no idempotency key: at-least-once (a retry after a
 lost response posts a second message). Errors: 429 (``Retry-After`` header or the JSON
@@ -35,6 +39,7 @@ from providers.base import (
     Recipient,
 )
 from providers.messages import (
+    ELLIPSIS,
     WebhookUrlConfig,
     extra_text,
     facts,
@@ -46,6 +51,7 @@ from providers.messages import (
     text_heading,
     truncate,
 )
+from providers.text import discord_escape, fit, one_line
 
 TITLE_LIMIT = 256
 DESCRIPTION_LIMIT = 4096
@@ -56,12 +62,51 @@ EMBED_TOTAL_LIMIT = 6000
 FOOTER_TEXT = "IMAS incident response"
 
 
-def _field(name: str, value: str, *, inline: bool = True) -> dict[str, Any]:
+def _field(name: str, value: str, *, inline: bool = True, markup: bool = False) -> dict[str, Any]:
+    """A field; ``value`` is user text (escaped here) unless ``markup`` (built by IMAS)."""
     return {
-        "name": truncate(name, FIELD_NAME_LIMIT) or "-",
-        "value": truncate(value, FIELD_VALUE_LIMIT) or "-",
+        "name": fit(name, FIELD_NAME_LIMIT, discord_escape) or "-",
+        "value": (
+            truncate(value, FIELD_VALUE_LIMIT)
+            if markup
+            else fit(value, FIELD_VALUE_LIMIT, discord_escape)
+        )
+        or "-",
         "inline": inline,
     }
+
+
+def _masked_link(url: str) -> str:
+    """``[Open](url)`` with the characters that end the URL part percent-encoded."""
+    safe = "".join(f"%{ord(c):02X}" if c in "()<> \\" or ord(c) < 32 else c for c in url)
+    return f"[Open]({safe})"
+
+
+def embed_title(notification: Notification) -> str:
+    """:func:`summary_line` with its user parts (title, service) escaped, <= 256 chars."""
+    inc = notification.incident
+    raw = summary_line(notification)
+    user = f"{one_line(inc.title)} - {one_line(inc.service_name)}"
+    head, found, tail = raw.partition(user)
+    if not found:  # cannot happen with summary_line's format; escape all of it then
+        return fit(raw, TITLE_LIMIT, discord_escape)
+    tail = discord_escape(tail)
+    room = TITLE_LIMIT - len(head) - len(tail)
+    if room < 16:
+        return fit(raw, TITLE_LIMIT, discord_escape)
+    return head + fit(user, room, discord_escape) + tail
+
+
+def _cut_markdown(text: str, limit: int) -> str:
+    """Cut escaped markdown without leaving a lone backslash or half a ``@``+ZWSP pair."""
+    cut = truncate(text, limit)
+    if cut == text or not cut:
+        return cut
+    head = cut[: -len(ELLIPSIS)] if cut.endswith(ELLIPSIS) else cut
+    trailing = len(head) - len(head.rstrip("\\"))
+    if trailing % 2:  # an odd run of backslashes: the last one escaped the cut character
+        head = head[:-1]
+    return head + ELLIPSIS
 
 
 def discord_embed(notification: Notification, *, now: datetime | None = None) -> dict[str, Any]:
@@ -71,8 +116,10 @@ def discord_embed(notification: Notification, *, now: datetime | None = None) ->
     for label, url in links(inc):
         if label == "Incident":
             continue
-        value = f"[Open]({url.replace(')', '%29')})" if is_web_url(url) else url
-        fields.append(_field(label, value))
+        if is_web_url(url):
+            fields.append(_field(label, _masked_link(url), markup=True))
+        else:
+            fields.append(_field(label, url))
     if inc.war_room_channel_id and not inc.war_room_url:
         fields.append(_field("War room", inc.war_room_channel_id))
     fields = fields[:FIELDS_LIMIT]
@@ -80,12 +127,14 @@ def discord_embed(notification: Notification, *, now: datetime | None = None) ->
     parts = []
     extra = extra_text(notification)
     if extra:
-        parts.append(f"**{text_heading(notification.event)}:** {extra}")
+        parts.append(f"**{text_heading(notification.event)}:** {discord_escape(extra)}")
     if inc.description:
-        parts.append(inc.description)
-    title = truncate(summary_line(notification), TITLE_LIMIT)
+        parts.append(discord_escape(inc.description))
+    title = embed_title(notification)
     used = len(title) + len(FOOTER_TEXT) + sum(len(f["name"]) + len(f["value"]) for f in fields)
-    description = truncate("\n\n".join(parts), min(DESCRIPTION_LIMIT, EMBED_TOTAL_LIMIT - used))
+    description = _cut_markdown(
+        "\n\n".join(parts), min(DESCRIPTION_LIMIT, EMBED_TOTAL_LIMIT - used)
+    )
 
     embed: dict[str, Any] = {
         "title": title,

@@ -28,6 +28,12 @@ at-least-once (SMTP has no dedup), so ``supports_dedup`` is False. The SMTP host
 operator-configured relay (often internal), so the HTTP private-address guard does not
 apply to it.
 
+Escaping: the message is built with ``email.message.EmailMessage`` (``email.policy.default``),
+which folds and RFC 2047-encodes header values; the ``Subject`` (the summary line) and the
+``X-IMAS-*`` values are one line without control characters
+(:func:`providers.text.one_line`), so a title containing CR/LF cannot add a header. The
+HTML part ``html.escape``-s every user string (:func:`providers.messages.html_body`).
+
 Errors (never containing the password):
 
 * SMTPAuthenticationError -> PermanentProviderError (hint: check username/password),
@@ -68,6 +74,7 @@ from providers.base import (
     Recipient,
 )
 from providers.messages import html_body, summary_line, text_body
+from providers.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +188,7 @@ class EmailProvider(NotificationProvider):
         """The MIME message (multipart/alternative) for ``notification``."""
         cfg = self.settings
         msg = EmailMessage()
-        msg["Subject"] = summary_line(notification)
+        msg["Subject"] = one_line(summary_line(notification))
         msg["From"] = cfg.from_email
         msg["To"] = ", ".join(to)
         msg["Date"] = formatdate(localtime=False, usegmt=True)
@@ -191,8 +198,8 @@ class EmailProvider(NotificationProvider):
             msg["In-Reply-To"] = first
             msg["References"] = first
         msg["Auto-Submitted"] = "auto-generated"
-        msg["X-IMAS-Incident"] = notification.incident.short_id
-        msg["X-IMAS-Event"] = notification.event
+        msg["X-IMAS-Incident"] = one_line(notification.incident.short_id)
+        msg["X-IMAS-Event"] = one_line(notification.event)
         msg.set_content(text_body(notification))
         msg.add_alternative(html_body(notification), subtype="html")
         return msg

@@ -14,11 +14,19 @@ Every non-Slack provider builds its message from these pure functions:
 
 Nothing here does I/O, reads the clock or raises for odd input: unknown events and
 severities are rendered with neutral fallbacks.
+
+Escaping: these builders return *plain* text (the HTML body excepted, where every value is
+``html.escape``-d). Single-line values (the summary line, titles, names in facts) have
+their control characters and line breaks removed (:func:`providers.text.one_line`), so they
+are safe in an e-mail ``Subject`` or a push title. Each target escapes the rest for its own
+markup: Slack with ``providers.text.slack_escape``, Discord ``discord_escape``, Teams
+``teams_escape``.
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +41,7 @@ from providers.base import (
     Notification,
     ProviderConfig,
 )
+from providers.text import one_line, strip_control
 
 # Wording of each event at the end of the summary line.
 EVENT_LABELS: dict[str, str] = {
@@ -97,22 +106,33 @@ def iso_utc(value: datetime) -> str:
 
 
 def lead_display(incident: IncidentView) -> str:
-    """The lead's name, else e-mail, else ``unassigned``."""
-    return incident.lead_name or incident.lead_email or "unassigned"
+    """The lead's name, else e-mail, else ``unassigned`` (on one line)."""
+    return one_line(incident.lead_name or incident.lead_email) or "unassigned"
 
 
-def summary_line(notification: Notification, *, emoji: bool = True) -> str:
-    """One line: ``"🔴 [SEV1_CRITICAL] INC-A1B2C3 Title - redis-prod: created"``."""
+def summary_line(
+    notification: Notification,
+    *,
+    emoji: bool = True,
+    escape: Callable[[str], str] | None = None,
+) -> str:
+    """One line: ``"🔴 [SEV1_CRITICAL] INC-A1B2C3 Title - redis-prod: created"``.
+
+    Never contains a line break or control character (it is an e-mail Subject).
+    ``escape`` (e.g. ``teams_escape``) is applied to the user-supplied parts only (title,
+    service), so IMAS's own ``[SEV1_CRITICAL]`` stays as written."""
     inc = notification.incident
     prefix = f"{inc.emoji} " if emoji else ""
-    return (
-        f"{prefix}[{inc.severity}] {inc.short_id} {inc.title} - {inc.service_name}: "
-        f"{event_label(notification.event)}"
+    user = f"{one_line(inc.title)} - {one_line(inc.service_name)}"
+    if escape is not None:
+        user = escape(user)
+    return one_line(
+        f"{prefix}[{inc.severity}] {inc.short_id} {user}: {event_label(notification.event)}"
     )
 
 
 def facts(notification: Notification) -> list[tuple[str, str]]:
-    """The labelled facts shown as fields, in display order."""
+    """The labelled facts shown as fields, in display order (values on one line)."""
     inc = notification.incident
     result = [
         ("Severity", inc.severity),
@@ -123,7 +143,7 @@ def facts(notification: Notification) -> list[tuple[str, str]]:
     ]
     if notification.actor:
         result.append(("By", notification.actor))
-    return result
+    return [(label, one_line(value)) for label, value in result]
 
 
 def links(incident: IncidentView) -> list[tuple[str, str]]:
@@ -159,17 +179,19 @@ def extra_text(notification: Notification) -> str | None:
 
 
 def text_body(notification: Notification) -> str:
-    """Plain-text body: summary, facts, the notification text, description, links."""
+    """Plain-text body: summary, facts, the notification text, description, links.
+
+    No control characters but line breaks and tabs."""
     inc = notification.incident
-    lines = [summary_line(notification), "", f"Title: {inc.title}"]
+    lines = [summary_line(notification), "", f"Title: {one_line(inc.title)}"]
     lines += [f"{label}: {value}" for label, value in facts(notification)]
     if inc.war_room_channel_id and not inc.war_room_url:
         lines.append(f"War room channel: {inc.war_room_channel_id}")
-    extra = extra_text(notification)
+    extra = strip_control(extra_text(notification))
     if extra:
         lines += ["", f"{text_heading(notification.event)}:", extra]
     if inc.description:
-        lines += ["", "Description:", inc.description]
+        lines += ["", "Description:", strip_control(inc.description)]
     lines += ["", "Links:"]
     lines += [f"- {label}: {url}" for label, url in links(inc)]
     return "\n".join(lines) + "\n"
@@ -192,7 +214,7 @@ def html_body(notification: Notification) -> str:
     rows = "".join(
         f'<tr><th align="left" style="padding:2px 12px 2px 0">{html.escape(label)}</th>'
         f"<td>{html.escape(value)}</td></tr>\n"
-        for label, value in [("Title", inc.title), *facts(notification)]
+        for label, value in [("Title", one_line(inc.title)), *facts(notification)]
     )
     parts = [
         "<!DOCTYPE html>",
@@ -224,19 +246,23 @@ def sms_text(notification: Notification, limit: int = SMS_LIMIT) -> str:
     notification text (e.g. resolution summary) is appended when space remains.
     """
     inc = notification.incident
-    head = f"[{severity_short(inc.severity)}] {inc.short_id} {event_label(notification.event)}: "
-    tail = f" - {inc.service_name}"
-    url = f" {inc.incident_url}" if inc.incident_url else ""
+    title = one_line(inc.title)
+    head = one_line(
+        f"[{severity_short(inc.severity)}] {inc.short_id} {event_label(notification.event)}:"
+    )
+    head += " "
+    tail = f" - {one_line(inc.service_name)}"
+    url = f" {one_line(inc.incident_url)}" if inc.incident_url else ""
     min_title = 24
-    if len(head) + len(tail) + len(url) + min(len(inc.title), min_title) > limit:
+    if len(head) + len(tail) + len(url) + min(len(title), min_title) > limit:
         url = ""
     room = limit - len(head) - len(tail) - len(url)
-    core = head + truncate(inc.title, room, SMS_ELLIPSIS) + tail
-    extra = extra_text(notification)
+    core = head + truncate(title, room, SMS_ELLIPSIS) + tail
+    extra = one_line(extra_text(notification))
     if extra:
         extra_room = limit - len(core) - len(url) - 3
         if extra_room >= 16:
-            core += " | " + truncate(" ".join(extra.split()), extra_room, SMS_ELLIPSIS)
+            core += " | " + truncate(extra, extra_room, SMS_ELLIPSIS)
     return truncate(core + url, limit, SMS_ELLIPSIS)
 
 

@@ -14,6 +14,11 @@ Each send is one JSON publish: ``POST <server>/`` with ``{"topic", "title", "mes
 LID, war room and runbook, at most 3]}``. ntfy answers with the message JSON; its ``id`` is
 returned in ``DeliveryResult.data["message_id"]``.
 
+Escaping: the publish is JSON, so no user text travels in an HTTP header (no ``Title:``
+header to inject CR/LF into, no latin-1/RFC 2047 limit). The title and tags are still one
+line without control characters (:func:`providers.text.one_line`), and the message is plain
+text: ``markdown`` is never set, so ``[x](y)`` shows as typed.
+
 Idempotency: ntfy takes no idempotency key: at-least-once. Errors: HttpClient
 classification (429 / 5xx / timeouts Retryable; 401/403 bad token and other 4xx
 Permanent). ``check()`` calls ``GET <server>/v1/health`` and, with a token,
@@ -45,6 +50,7 @@ from providers.messages import (
     truncate,
     validate_http_url,
 )
+from providers.text import one_line, strip_control
 
 PRIORITY_NAMES = {"min": 1, "low": 2, "default": 3, "high": 4, "urgent": 5, "max": 5}
 SEVERITY_PRIORITY = {"SEV1_CRITICAL": 5, "SEV2_HIGH": 4, "SEV3_MEDIUM": 3, "SEV4_LOW": 2}
@@ -127,11 +133,11 @@ def ntfy_message(notification: Notification, topic: str, priority: int | None) -
     tags = [SEVERITY_TAG.get(inc.severity, "bell")]
     if notification.event in EVENT_TAG:
         tags.insert(0, EVENT_TAG[notification.event])
-    tags += [inc.severity, inc.service_name]
+    tags += [one_line(inc.severity), truncate(one_line(inc.service_name), 100)]
     body: dict[str, Any] = {
         "topic": topic,
-        "title": summary_line(notification, emoji=False),
-        "message": truncate(text_body(notification), MESSAGE_LIMIT),
+        "title": one_line(summary_line(notification, emoji=False)),
+        "message": truncate(strip_control(text_body(notification)), MESSAGE_LIMIT),
         "priority": ntfy_priority(notification, priority),
         "tags": tags,
     }

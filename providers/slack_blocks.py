@@ -3,6 +3,12 @@
 Pure functions of their inputs: the same incident view always renders the same blocks, so
 an edit-in-place is idempotent. Limits that Slack enforces (header 150 chars, section
 3000, button 75, 50 blocks) are respected here rather than discovered in production.
+
+Every user- or alert-supplied string (title, description, names, notes, summaries) that
+lands in mrkdwn or ``text`` goes through :func:`providers.text.slack_escape` (``esc``
+below); the only mentions and links in the output are the ones built here from ids and
+URLs (:func:`providers.text.mention_user`, ``channel_link``, ``link``). ``plain_text``
+objects (header, buttons, options, modal labels) are not parsed by Slack and stay raw.
 """
 
 from __future__ import annotations
@@ -11,6 +17,17 @@ from typing import Any
 
 from bot.domain.enums import OPEN_STATUSES as DOMAIN_OPEN_STATUSES
 from providers.base import SEVERITY_EMOJI, IncidentView
+from providers.text import (
+    channel_ref,
+    is_slack_user_id,
+    link,
+    mention_user,
+    slack_escape,
+    slack_fit,
+    slack_truncate,
+)
+
+esc = slack_escape
 
 SEVERITY_CHOICES = ("SEV1_CRITICAL", "SEV2_HIGH", "SEV3_MEDIUM", "SEV4_LOW")
 OPEN_STATUSES = DOMAIN_OPEN_STATUSES
@@ -35,11 +52,13 @@ ACTION_IDS = {
 
 
 def _cut(text: str, limit: int) -> str:
+    """Cut raw text (plain_text, input values, metadata): nothing there is escaped."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _text(text: str) -> dict[str, Any]:
-    return {"type": "mrkdwn", "text": _cut(text, 3000)}
+def _text(mrkdwn: str) -> dict[str, Any]:
+    """A mrkdwn text object; ``mrkdwn`` must already have its user text escaped."""
+    return {"type": "mrkdwn", "text": slack_truncate(mrkdwn, 3000)}
 
 
 def plain(text: str, limit: int = 75) -> dict[str, Any]:
@@ -64,20 +83,24 @@ def button(
 
 def fallback_text(view: IncidentView) -> str:
     """Notification text for clients that do not render blocks."""
-    return _cut(f"{view.headline} ({view.severity}, {view.status}) {view.short_id}", 3000)
+    return slack_fit(f"{view.headline} ({view.severity}, {view.status}) {view.short_id}", 3000)
+
+
+def _step(state: str) -> str:
+    return STEP_LABEL.get(state) or esc(state)
 
 
 def quick_links(view: IncidentView) -> str:
     lid = (
-        f"<{view.lid_url}|LID Document>"
+        link(view.lid_url, "LID Document")
         if view.lid_url
-        else f"LID Document: {STEP_LABEL[view.lid_state]}"
+        else f"LID Document: {_step(view.lid_state)}"
     )
-    runbook = f"<{view.runbook_url}|Runbook>" if view.runbook_url else "Runbook: none"
+    runbook = link(view.runbook_url, "Runbook") if view.runbook_url else "Runbook: none"
     if view.war_room_channel_id:
-        war_room = f"War Room: <#{view.war_room_channel_id}>"
+        war_room = f"War Room: {channel_ref(view.war_room_channel_id)}"
     else:
-        war_room = f"War Room: {STEP_LABEL[view.war_room_state]}"
+        war_room = f"War Room: {_step(view.war_room_state)}"
     return f"*Quick Links:*\n• 📄 {lid}\n• 📋 {runbook}\n• 💬 {war_room}"
 
 
@@ -102,21 +125,21 @@ def action_buttons(view: IncidentView, *, include_join: bool = True) -> list[dic
 def announcement_blocks(view: IncidentView) -> list[dict[str, Any]]:
     """The seed's incident message: header, fields, description, quick links, buttons."""
     fields = [
-        _text(f"*Severity:*\n{view.severity}"),
-        _text(f"*Service:*\n{view.service_name}"),
-        _text(f"*Status:*\n{view.status}"),
-        _text(f"*Team:*\n{view.team_name}"),
+        _text(f"*Severity:*\n{esc(view.severity)}"),
+        _text(f"*Service:*\n{slack_fit(view.service_name, 1900)}"),
+        _text(f"*Status:*\n{esc(view.status)}"),
+        _text(f"*Team:*\n{slack_fit(view.team_name, 1900)}"),
     ]
     if view.lead_name:
-        fields.append(_text(f"*Lead:*\n{view.lead_name}"))
+        fields.append(_text(f"*Lead:*\n{slack_fit(view.lead_name, 1900)}"))
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": plain(view.headline, 150)},
         {"type": "section", "fields": fields},
-        {"type": "section", "text": _text(f"*Description:*\n{view.description or '—'}")},
+        {"type": "section", "text": _text(f"*Description:*\n{esc(view.description) or '—'}")},
     ]
     if view.resolution_summary:
         blocks.append(
-            {"type": "section", "text": _text(f"*Resolution:*\n{view.resolution_summary}")}
+            {"type": "section", "text": _text(f"*Resolution:*\n{esc(view.resolution_summary)}")}
         )
     blocks.append({"type": "section", "text": _text(quick_links(view))})
     blocks.append(
@@ -124,8 +147,8 @@ def announcement_blocks(view: IncidentView) -> list[dict[str, Any]]:
             "type": "context",
             "elements": [
                 _text(
-                    f"{view.short_id} · LID {STEP_LABEL[view.lid_state]} · "
-                    f"war room {STEP_LABEL[view.war_room_state]}"
+                    f"{esc(view.short_id)} · LID {_step(view.lid_state)} · "
+                    f"war room {_step(view.war_room_state)}"
                 )
             ],
         }
@@ -149,12 +172,12 @@ def war_room_summary_blocks(view: IncidentView) -> list[dict[str, Any]]:
 
 def event_line(event: str, view: IncidentView, text: str | None, actor: str | None) -> str:
     """One-line thread reply for a later event on an announced incident."""
-    by = f" by {actor}" if actor else ""
+    by = f" by {slack_fit(actor, 200)}" if actor else ""
     words = {
         "created": f"{view.emoji} Incident declared{by}",
         "acknowledged": f"👀 Acknowledged{by}",
         "mitigated": f"🩹 Mitigated{by}",
-        "severity_changed": f"{view.emoji} Severity changed to *{view.severity}*{by}",
+        "severity_changed": f"{view.emoji} Severity changed to *{esc(view.severity)}*{by}",
         "resolved": f"✅ Resolved{by}",
         "reopened": f"🔁 Reopened{by}",
         "escalated": f"🚨 Escalated{by}",
@@ -162,18 +185,22 @@ def event_line(event: str, view: IncidentView, text: str | None, actor: str | No
         "page": f"📟 Paged{by}",
         "test": "🧪 Test notification from IMAS",
     }
-    line = words.get(event, f"{event}{by}")
+    line = words.get(event, f"{esc(event)}{by}")
     if text:
-        line = f"{line}\n>{_cut(text, 2500)}"
+        line = f"{line}\n>{slack_fit(text, 2500)}"
     return line
 
 
 def dm_blocks(notification_line: str, view: IncidentView) -> list[dict[str, Any]]:
+    """A DM: ``notification_line`` is mrkdwn already escaped (:func:`event_line`)."""
     return [
-        {"type": "section", "text": _text(f"{notification_line}\n*{view.headline}*")},
+        {"type": "section", "text": _text(f"{notification_line}\n*{esc(view.headline)}*")},
         {
             "type": "section",
-            "fields": [_text(f"*Severity:*\n{view.severity}"), _text(f"*Status:*\n{view.status}")],
+            "fields": [
+                _text(f"*Severity:*\n{esc(view.severity)}"),
+                _text(f"*Status:*\n{esc(view.status)}"),
+            ],
         },
         {"type": "actions", "elements": action_buttons(view)},
     ]
@@ -323,9 +350,65 @@ React with :pushpin: to a message in a war room to add it to the timeline."""
 
 
 def incident_list_text(lines: list[str], heading: str) -> str:
+    """``lines`` are mrkdwn already escaped: build each with :func:`incident_list_line`."""
     if not lines:
-        return f"*{heading}*\nNo incidents."
-    return f"*{heading}*\n" + "\n".join(lines[:30])
+        return f"*{slack_fit(heading, 200)}*\nNo incidents."
+    return slack_truncate(f"*{slack_fit(heading, 200)}*\n" + "\n".join(lines[:30]), 3000)
+
+
+def incident_list_line(
+    *,
+    short_id: str,
+    title: str,
+    severity: str,
+    status: str,
+    service_name: str,
+    war_room_channel_id: str | None = None,
+) -> str:
+    """One ``/incident list`` line: ``• *INC-A1B2C3* title — SEV1, TRIGGERED, svc #room``."""
+    room = f" {channel_ref(war_room_channel_id)}" if war_room_channel_id else ""
+    return (
+        f"• *{esc(short_id)}* {slack_fit(title, 200)} — {esc(severity)}, "
+        f"{esc(status)}, {slack_fit(service_name, 100)}{room}"
+    )
+
+
+def incident_status_text(
+    *,
+    short_id: str,
+    title: str,
+    severity: str,
+    status: str,
+    service_name: str,
+    lead: str | None,
+    lid_url: str | None = None,
+) -> str:
+    """The ``/incident status`` answer (title, severity, status, service, lead, LID)."""
+    text = (
+        f"*{esc(short_id)}* {esc(title)} — {esc(severity)}, *{esc(status)}*, "
+        f"service {esc(service_name)}, lead {esc(lead) if lead else 'nobody'}"
+    )
+    if lid_url:
+        text += f"\nLID: {link(lid_url, 'LID document')}"
+    return slack_truncate(text, 3000)
+
+
+def oncall_line(team_name: str, user_id: str | None, label: str | None) -> str:
+    """One ``/incident oncall`` line: ``• *Team*: <@U123>`` (else the name, else nobody)."""
+    if user_id and is_slack_user_id(user_id):
+        who = mention_user(user_id)
+    else:
+        who = slack_fit(label, 200) if label else "nobody"
+    return f"• *{slack_fit(team_name, 200)}*: {who}"
+
+
+def declared_text(short_id: str, title: str, severity: str) -> str:
+    """The declarer's confirmation after the declare modal."""
+    return slack_truncate(
+        f"🚨 {esc(short_id)} declared: {esc(title)} ({esc(severity)}). "
+        "The war room, the LID and the notifications are on their way.",
+        3000,
+    )
 
 
 # -- reminders, escalation, archive, App Home, shortcuts (issue 5) ----------------------
@@ -350,8 +433,8 @@ def _duration(minutes: int) -> str:
 def reminder_text(view: IncidentView, minutes_since: int | None) -> str:
     since = f" (none for {_duration(minutes_since)})" if minutes_since else ""
     return (
-        f"⏰ Time for a status update on *{view.short_id}* "
-        f"({view.severity}, {view.status}){since}: post one with `/incident update` "
+        f"⏰ Time for a status update on *{esc(view.short_id)}* "
+        f"({esc(view.severity)}, {esc(view.status)}){since}: post one with `/incident update` "
         "or the button below."
     )
 
@@ -370,54 +453,59 @@ def reminder_blocks(view: IncidentView, minutes_since: int | None) -> list[dict[
 
 def escalation_here_text(view: IncidentView, minutes: int) -> str:
     """The team-channel escalation: everyone here, nobody acknowledged."""
-    return _cut(
-        f"<!here> 🚨 *{view.short_id}* {view.title} ({view.severity}) has not been "
-        f"acknowledged for {_duration(minutes)}. Can someone take it? <{view.incident_url}|Open>",
+    return slack_truncate(
+        f"<!here> 🚨 *{esc(view.short_id)}* {slack_fit(view.title, 2000)} ({esc(view.severity)}) "
+        f"has not been acknowledged for {_duration(minutes)}. Can someone take it? "
+        f"{link(view.incident_url, 'Open')}",
         3000,
     )
 
 
 def role_dm_text(view: IncidentView, role: str, help_text: str, assigned_by: str) -> str:
-    room = f" War room: <#{view.war_room_channel_id}>." if view.war_room_channel_id else ""
-    return _cut(
-        f"👋 {assigned_by} made you *{role}* of *{view.short_id}* {view.title} "
-        f"({view.severity}, {view.status}).\n{help_text}{room}",
+    room = (
+        f" War room: {channel_ref(view.war_room_channel_id)}." if view.war_room_channel_id else ""
+    )
+    return slack_truncate(
+        f"👋 {slack_fit(assigned_by, 200)} made you *{slack_fit(role, 100)}* of "
+        f"*{esc(view.short_id)}* {slack_fit(view.title, 1500)} "
+        f"({esc(view.severity)}, {esc(view.status)}).\n{esc(help_text)}{room}",
         3000,
     )
 
 
 def note_text(actor: str, text: str) -> str:
-    return _cut(f"📝 *Note* by {actor}:\n>{text}", 3000)
+    return slack_truncate(f"📝 *Note* by {slack_fit(actor, 200)}:\n>{esc(text)}", 3000)
 
 
 def status_update_text(actor: str, text: str) -> str:
-    body = "\n".join(f">{line}" for line in text.splitlines())
-    return _cut(f"📣 *Status update* by {actor}:\n{body}", 3000)
+    body = "\n".join(f">{esc(line)}" for line in text.splitlines())
+    return slack_truncate(f"📣 *Status update* by {slack_fit(actor, 200)}:\n{body}", 3000)
 
 
 def final_summary_text(view: IncidentView, duration_minutes: int | None, lead: str | None) -> str:
     """The last message in a war room before it is archived."""
-    lines = [f"🗄️ *{view.short_id} is resolved*: archiving this war room."]
+    lines = [f"🗄️ *{esc(view.short_id)} is resolved*: archiving this war room."]
     if view.resolution_summary:
-        lines.append(f"*Resolution:* {view.resolution_summary}")
-    facts = [view.severity, view.service_name]
+        lines.append(f"*Resolution:* {slack_fit(view.resolution_summary, 2000)}")
+    facts = [esc(view.severity), slack_fit(view.service_name, 200)]
     if duration_minutes is not None:
         facts.append(f"open for {_duration(duration_minutes)}")
     if lead:
-        facts.append(f"lead {lead}")
+        facts.append(f"lead {slack_fit(lead, 200)}")
     lines.append(" · ".join(facts))
-    lines.append(f"Timeline and details: <{view.incident_url}|{view.short_id}>")
-    return _cut("\n".join(lines), 3000)
+    lines.append(f"Timeline and details: {link(view.incident_url, view.short_id)}")
+    return slack_truncate("\n".join(lines), 3000)
 
 
 def home_incident_block(view: IncidentView) -> dict[str, Any]:
-    room = f" · <#{view.war_room_channel_id}>" if view.war_room_channel_id else ""
+    room = f" · {channel_ref(view.war_room_channel_id)}" if view.war_room_channel_id else ""
     lock = "🔒 " if view.private else ""
     return {
         "type": "section",
         "text": _text(
-            f"{view.emoji} {lock}*{view.short_id}* {_cut(view.title, 150)}\n"
-            f"{view.severity} · *{view.status}* · {view.service_name}{room}"
+            f"{view.emoji} {lock}*{esc(view.short_id)}* {slack_fit(view.title, 150)}\n"
+            f"{esc(view.severity)} · *{esc(view.status)}* · {slack_fit(view.service_name, 200)}"
+            f"{room}"
         ),
         "accessory": button("View", ACTION_IDS["view"], view.short_id, url=view.incident_url),
     }
@@ -438,7 +526,7 @@ def home_view(mine: list[IncidentView], others: list[IncidentView]) -> dict[str,
     budget = 90  # Slack allows 100 blocks in a Home tab
     for heading, views in (("Yours", mine), ("Other open incidents", others)):
         blocks.append({"type": "divider"})
-        blocks.append({"type": "section", "text": _text(f"*{heading}*")})
+        blocks.append({"type": "section", "text": _text(f"*{esc(heading)}*")})
         if not views:
             blocks.append({"type": "context", "elements": [_text("Nothing open.")]})
         for view in views:

@@ -18,7 +18,8 @@ the headers ``X-Ovh-Application``, ``X-Ovh-Consumer``, ``X-Ovh-Timestamp`` and
 ``X-Ovh-Signature`` = ``"$1$" + sha1_hex(secret + "+" + consumer_key + "+" + METHOD + "+"
 + full_url + "+" + body + "+" + timestamp)``; the exact body bytes signed are the bytes sent.
 
-* The message is :func:`providers.messages.sms_text` (<= 160 characters).
+* The message is :func:`providers.messages.sms_text` (<= 160 characters): plain text on one
+  line, control characters and line breaks removed (:func:`providers.text.one_line`).
 * ``coding`` is ``7bit`` when the text fits the GSM 03.38 alphabet (160 characters per SMS)
   and ``8bit`` otherwise: 8bit is UCS-2, only 70 characters per SMS, so it is reserved for
   texts that need it.

@@ -7,6 +7,12 @@ FactSet (severity, status, service, team, lead), the notification text and descr
 and ``Action.OpenUrl`` buttons (incident, LID, runbook, war room). The card builder
 :func:`teams_message` is reused by the WEBHOOK provider's ``format: teams``.
 
+TextBlocks and FactSet values render a markdown subset (no HTML): every user- or
+alert-supplied string goes through :func:`providers.text.teams_escape`, which breaks
+``[x](y)`` link syntax and ``<at>``/``<url>`` tags, so the only links are the
+``Action.OpenUrl`` buttons built here from URLs. Nothing in the card renders HTML, so no
+HTML escaping is needed (and would show as literal ``&lt;``).
+
 Idempotency: Teams webhooks take no idempotency key, so delivery is at-least-once (a retry
 after a lost response posts a second card). Errors: HTTP 429 and 5xx, timeouts and
 connection failures raise RetryableProviderError; other 4xx PermanentProviderError. Legacy
@@ -38,8 +44,8 @@ from providers.messages import (
     links,
     summary_line,
     text_heading,
-    truncate,
 )
+from providers.text import fit, one_line, teams_escape
 
 CARD_TEXT_LIMIT = 3000
 _LEGACY_ERROR = re.compile(r"HTTP error (\d{3})")
@@ -61,7 +67,7 @@ def adaptive_card(notification: Notification) -> dict[str, Any]:
     body: list[dict[str, Any]] = [
         {
             "type": "TextBlock",
-            "text": summary_line(notification),
+            "text": summary_line(notification, escape=teams_escape),
             "weight": "Bolder",
             "size": "Medium",
             "color": _card_color(notification),
@@ -70,8 +76,8 @@ def adaptive_card(notification: Notification) -> dict[str, Any]:
         {
             "type": "FactSet",
             "facts": [
-                {"title": label, "value": value}
-                for label, value in [("Title", inc.title), *facts(notification)]
+                {"title": label, "value": teams_escape(value)}
+                for label, value in [("Title", one_line(inc.title)), *facts(notification)]
             ],
         },
     ]
@@ -81,7 +87,7 @@ def adaptive_card(notification: Notification) -> dict[str, Any]:
             {
                 "type": "TextBlock",
                 "text": f"**{text_heading(notification.event)}:** "
-                + truncate(extra, CARD_TEXT_LIMIT),
+                + fit(extra, CARD_TEXT_LIMIT, teams_escape),
                 "wrap": True,
             }
         )
@@ -89,7 +95,7 @@ def adaptive_card(notification: Notification) -> dict[str, Any]:
         body.append(
             {
                 "type": "TextBlock",
-                "text": truncate(inc.description, CARD_TEXT_LIMIT),
+                "text": fit(inc.description, CARD_TEXT_LIMIT, teams_escape),
                 "wrap": True,
                 "isSubtle": True,
             }

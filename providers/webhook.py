@@ -43,7 +43,9 @@ Formats:
 
   with headers ``Idempotency-Key`` and Standard-Webhooks-style ``webhook-id`` (both the
   idempotency key, stable across retries) and ``webhook-timestamp`` (unix seconds).
-* ``slack`` - a Slack incoming webhook: ``{"text": <summary>, "blocks": [...]}``.
+* ``slack`` - a Slack incoming webhook: ``{"text": <summary>, "blocks": [...]}``; every
+  user- or alert-supplied string in ``text`` and mrkdwn is escaped
+  (:func:`providers.text.slack_escape`), links are buttons built from URLs.
 * ``teams`` - the same Adaptive Card message as the TEAMS provider.
 * ``custom`` - ``template`` is a JSON document with ``string.Template`` placeholders
   (``$name`` / ``${name}``; ``$$`` for a literal ``$``). Every value is inserted
@@ -110,6 +112,7 @@ from providers.messages import (
     validate_http_url,
 )
 from providers.teams import check_legacy_reply, teams_message
+from providers.text import slack_escape, slack_fit, slack_truncate
 
 WebhookFormat = Literal["json", "pagerduty", "opsgenie", "slack", "teams", "custom"]
 
@@ -274,10 +277,6 @@ def opsgenie_action(notification: Notification) -> dict[str, Any]:
     return body
 
 
-def _mrkdwn(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def slack_webhook_payload(notification: Notification) -> dict[str, Any]:
     """Slack incoming-webhook body: fallback ``text`` plus Block Kit ``blocks``."""
     inc = notification.incident
@@ -290,28 +289,26 @@ def slack_webhook_payload(notification: Notification) -> dict[str, Any]:
             "type": "section",
             "text": {
                 "type": "mrkdwn",
-                "text": truncate(
-                    _mrkdwn(f"*{inc.short_id}*: {summary_line(notification, emoji=False)}"),
+                "text": slack_truncate(
+                    slack_escape(f"*{inc.short_id}*: {summary_line(notification, emoji=False)}"),
                     3000,
                 ),
             },
             "fields": [
-                {"type": "mrkdwn", "text": truncate(_mrkdwn(f"*{label}*\n{value}"), 2000)}
+                {"type": "mrkdwn", "text": f"*{slack_escape(label)}*\n{slack_fit(value, 1900)}"}
                 for label, value in facts(notification)[:10]
             ],
         },
     ]
     extra = extra_text(notification)
     if extra:
-        text = f"*{text_heading(notification.event)}:*\n{extra}"
-        blocks.append(
-            {"type": "section", "text": {"type": "mrkdwn", "text": truncate(_mrkdwn(text), 3000)}}
-        )
+        text = f"*{text_heading(notification.event)}:*\n{slack_fit(extra, 2900)}"
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
     if inc.description:
         blocks.append(
             {
                 "type": "section",
-                "text": {"type": "mrkdwn", "text": truncate(_mrkdwn(inc.description), 3000)},
+                "text": {"type": "mrkdwn", "text": slack_fit(inc.description, 3000)},
             }
         )
     buttons = [
@@ -325,7 +322,7 @@ def slack_webhook_payload(notification: Notification) -> dict[str, Any]:
     ]
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})
-    return {"text": summary_line(notification), "blocks": blocks}
+    return {"text": slack_fit(summary_line(notification), 3000), "blocks": blocks}
 
 
 def json_document(notification: Notification, idempotency_key: str) -> dict[str, Any]:
