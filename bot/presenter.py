@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot.outbox_kinds import OutboxKind
 from bot.runtime import Runtime
 from providers.base import IncidentView
 from storage import incidents as incident_store
@@ -49,10 +50,12 @@ def view_of(session: Session, rt: Runtime, incident: Incident) -> IncidentView:
         war_room_url=incident.war_room_url,
         resolution_summary=incident.resolution_summary,
         private=incident.private,
-        lid_state="done" if incident.lid_url else step_state(items, "lid", default=lid_default),
+        lid_state="done"
+        if incident.lid_url
+        else step_state(items, OutboxKind.LID, default=lid_default),
         war_room_state="done"
         if incident.war_room_channel_id
-        else step_state(items, "war_room", default="skipped"),
+        else step_state(items, OutboxKind.WAR_ROOM, default="skipped"),
     )
 
 

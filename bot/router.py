@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot.outbox_kinds import OutboxKind, notify_key
 from bot.runtime import Runtime
 from providers.base import SEVERITY_RANK, NotificationProvider, Recipient
 from storage import catalog
@@ -176,11 +177,10 @@ def enqueue_notification(
     actor: str | None = None,
 ) -> OutboxItem:
     """The outbox row for one notification to one recipient (idempotent per key)."""
-    key = f"notify:{incident.id}:{event_key}:{provider_name}:{recipient.key()}"
     return outbox_store.enqueue(
         session,
-        kind="notify",
-        idempotency_key=key[:255],
+        kind=OutboxKind.NOTIFY,
+        idempotency_key=notify_key(incident.id, event_key, provider_name, recipient.key()),
         incident_id=incident.id,
         event=event,
         provider_name=provider_name,

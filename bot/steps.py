@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from bot.domain.errors import Defer, PermanentProviderError, RetryableProviderError
 from bot.naming import channel_name
 from bot.outbox import OutboxWorker
+from bot.outbox_kinds import OutboxKind, lid_key, lid_sync_key, refresh_key
 from bot.presenter import view_of
 from bot.runtime import Runtime
 from providers.base import IncidentView, Notification, Recipient
@@ -54,9 +55,9 @@ def _load(session: Session, item: OutboxItem) -> Incident:
 def _enqueue_refresh(session: Session, incident: Incident, reason: str) -> None:
     outbox_store.enqueue(
         session,
-        kind="refresh",
+        kind=OutboxKind.REFRESH,
         incident_id=incident.id,
-        idempotency_key=f"refresh:{incident.id}:{reason}",
+        idempotency_key=refresh_key(incident.id, reason),
     )
 
 
@@ -72,7 +73,7 @@ def notify_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
             select(OutboxItem.id)
             .where(
                 OutboxItem.incident_id == item.incident_id,
-                OutboxItem.kind == "notify",
+                OutboxItem.kind == OutboxKind.NOTIFY,
                 OutboxItem.provider_name == item.provider_name,
                 OutboxItem.recipient_kind == item.recipient_kind,
                 OutboxItem.recipient == item.recipient,
@@ -151,7 +152,7 @@ def on_finish(session: Session, rt: Runtime, item: OutboxItem, ok: bool, error: 
     incident = session.get(Incident, item.incident_id)
     if incident is None:
         return
-    if item.kind == "notify":
+    if item.kind == OutboxKind.NOTIFY:
         provider_type = _provider_type(session, rt, item.provider_name or "")
         where = f"{TYPE_LABEL.get(provider_type, provider_type)} ({recipient_label(session, item)})"
         if ok:
@@ -185,8 +186,8 @@ def on_finish(session: Session, rt: Runtime, item: OutboxItem, ok: bool, error: 
                 },
                 external_key=None,  # written once per transition to dead (repair may reset it)
             )
-    elif not ok and item.kind in ("war_room", "lid"):
-        label = "War room creation" if item.kind == "war_room" else "LID document creation"
+    elif not ok and item.kind in (OutboxKind.WAR_ROOM, OutboxKind.LID):
+        label = "War room creation" if item.kind == OutboxKind.WAR_ROOM else "LID document creation"
         incident_store.add_event(
             session,
             incident=incident,
@@ -388,9 +389,9 @@ def war_room_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
         if rt.settings.google_enabled:
             outbox_store.enqueue(
                 session,
-                kind="lid_sync",
+                kind=OutboxKind.LID_SYNC,
                 incident_id=incident.id,
-                idempotency_key=f"lid_sync:{incident.id}:war_room",
+                idempotency_key=lid_sync_key(incident.id, "war_room"),
             )
     rt.wake_outbox()
     return {"channel_id": channel_id, "summary_ts": summary_ts, "invited": users}
@@ -463,7 +464,7 @@ def lid_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
         view = view_of(session, rt, incident)
         team_email = incident.team.email if incident.team else None
     document = lid.create_document(
-        view, idempotency_key=f"lid:{item.incident_id}", team_email=team_email
+        view, idempotency_key=lid_key(incident.id), team_email=team_email
     )
     with rt.transaction() as session:
         incident = _load(session, item)
@@ -482,9 +483,9 @@ def lid_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
         _enqueue_refresh(session, incident, "lid")
         outbox_store.enqueue(
             session,
-            kind="lid_sync",
+            kind=OutboxKind.LID_SYNC,
             incident_id=incident.id,
-            idempotency_key=f"lid_sync:{incident.id}:created",
+            idempotency_key=lid_sync_key(incident.id, "created"),
         )
     rt.wake_outbox()
     return {"document_id": document.document_id, "url": document.url}
@@ -508,7 +509,9 @@ def lid_sync_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
         incident = _load(session, item)
         document_id = incident.lid_document_id
         if not document_id:
-            lid_rows = outbox_store.for_incident(session, incident_id=incident.id, kind="lid")
+            lid_rows = outbox_store.for_incident(
+                session, incident_id=incident.id, kind=OutboxKind.LID
+            )
             if not lid_rows or lid_rows[-1].state == "dead":
                 return {"skipped": "the incident has no LID document"}
             raise Defer("waiting for the LID document", 2.0)
@@ -544,12 +547,16 @@ def refresh_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
         view = view_of(session, rt, incident)
         anchors = [
             row
-            for row in outbox_store.for_incident(session, incident_id=incident.id, kind="notify")
+            for row in outbox_store.for_incident(
+                session, incident_id=incident.id, kind=OutboxKind.NOTIFY
+            )
             if row.event == "created" and row.recipient_kind == "channel" and row.state == "done"
         ]
         pending_announcements = [
             row
-            for row in outbox_store.for_incident(session, incident_id=incident.id, kind="notify")
+            for row in outbox_store.for_incident(
+                session, incident_id=incident.id, kind=OutboxKind.NOTIFY
+            )
             if row.event == "created"
             and row.recipient_kind == "channel"
             and row.state in outbox_store.OPEN_STATES
@@ -588,11 +595,11 @@ def refresh_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
 
 
 STEPS = {
-    "notify": notify_step,
-    "war_room": war_room_step,
-    "lid": lid_step,
-    "refresh": refresh_step,
-    "lid_sync": lid_sync_step,
+    OutboxKind.NOTIFY: notify_step,
+    OutboxKind.WAR_ROOM: war_room_step,
+    OutboxKind.LID: lid_step,
+    OutboxKind.REFRESH: refresh_step,
+    OutboxKind.LID_SYNC: lid_sync_step,
 }
 
 

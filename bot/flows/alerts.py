@@ -53,6 +53,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot import audit
 from bot.alert_rules import (
     AlertRuleSpec,
     incident_key,
@@ -432,6 +433,7 @@ def _auto_resolve(batch: _Batch) -> None:
             continue
         if alert_store.firing_count(batch.session, incident_id=incident.id) > 0:
             continue
+        previous = incident.status
         change_status(
             batch.session,
             batch.rt,
@@ -439,6 +441,14 @@ def _auto_resolve(batch: _Batch) -> None:
             status="RESOLVED",
             actor=batch.actor,
             summary=AUTO_RESOLVE_SUMMARY,
+        )
+        audit.record(
+            batch.session,
+            batch.actor,
+            action="incident.resolve",
+            target_type="incident",
+            target=incident.short_id,
+            changes={"status": [previous, "RESOLVED"]},
         )
         batch.result.resolved_incidents.append(incident.short_id)
         log.info(

@@ -25,6 +25,7 @@ from bot.domain.actor import Actor
 from bot.domain.enums import parse_severity
 from bot.domain.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
 from bot.flows import scheduled
+from bot.outbox_kinds import OutboxKind, lid_key, war_room_key
 from bot.router import route_event
 from bot.runtime import Runtime
 from storage import catalog
@@ -198,7 +199,10 @@ def enqueue_orchestration(
     """Enqueue every orchestration step not yet enqueued (idempotent; used by repair)."""
     if rt.settings.google_enabled:
         outbox_store.enqueue(
-            session, kind="lid", idempotency_key=f"lid:{incident.id}", incident_id=incident.id
+            session,
+            kind=OutboxKind.LID,
+            idempotency_key=lid_key(incident.id),
+            incident_id=incident.id,
         )
     slack_available = (
         rt.settings.slack_bot_token is not None or rt.primary_slack(session) is not None
@@ -206,8 +210,8 @@ def enqueue_orchestration(
     if incident.severity in war_room_severities(session) and slack_available:
         outbox_store.enqueue(
             session,
-            kind="war_room",
-            idempotency_key=f"war_room:{incident.id}",
+            kind=OutboxKind.WAR_ROOM,
+            idempotency_key=war_room_key(incident.id),
             incident_id=incident.id,
         )
     route_event(

@@ -16,6 +16,7 @@ from bot.domain.actor import Actor
 from bot.domain.enums import INCIDENT_ROLES, SEVERITIES
 from bot.domain.errors import ConflictError, InputError, NotFoundError
 from bot.flows import followups
+from bot.outbox_kinds import OutboxKind, lid_sync_key, refresh_key, war_room_key
 from bot.router import route_event
 from bot.runtime import Runtime
 from storage import catalog
@@ -67,17 +68,17 @@ def _after_change(
         )
     outbox_store.enqueue(
         session,
-        kind="refresh",
+        kind=OutboxKind.REFRESH,
         incident_id=incident.id,
-        idempotency_key=f"refresh:{incident.id}:ev{key}",
+        idempotency_key=refresh_key(incident.id, f"ev{key}"),
     )
     followups.after_change(session, rt, incident=incident, event=event)
     if rt.settings.google_enabled:
         outbox_store.enqueue(
             session,
-            kind="lid_sync",
+            kind=OutboxKind.LID_SYNC,
             incident_id=incident.id,
-            idempotency_key=f"lid_sync:{incident.id}:ev{key}",
+            idempotency_key=lid_sync_key(incident.id, f"ev{key}"),
         )
 
 
@@ -169,8 +170,8 @@ def change_severity(
     if severity in war_room_severities(session) and incident.war_room_channel_id is None:
         outbox_store.enqueue(
             session,
-            kind="war_room",
-            idempotency_key=f"war_room:{incident.id}",
+            kind=OutboxKind.WAR_ROOM,
+            idempotency_key=war_room_key(incident.id),
             incident_id=incident.id,
         )
     return incident

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from bot.domain.actor import Actor
 from bot.flows.slack_steps import enqueue_pin_fetch
+from bot.outbox_kinds import OutboxKind, refresh_key
 from storage import catalog
 from storage import incidents as incident_store
 from storage import outbox as outbox_store
@@ -77,8 +78,8 @@ def unpin_message(session: Session, *, incident: Incident, channel: str, ts: str
     session.delete(event)
     outbox_store.enqueue(
         session,
-        kind="refresh",
+        kind=OutboxKind.REFRESH,
         incident_id=incident.id,
-        idempotency_key=f"refresh:{incident.id}:unpin{event_id}",
+        idempotency_key=refresh_key(incident.id, f"unpin{event_id}"),
     )
     return True

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from bot.domain.actor import Actor
 from bot.flows import scheduled
 from bot.flows.declare import enqueue_orchestration
+from bot.outbox_kinds import OutboxKind, refresh_key
 from bot.runtime import Runtime
 from storage import incidents as incident_store
 from storage import outbox as outbox_store
@@ -48,9 +49,9 @@ def repair(session: Session, rt: Runtime, *, incident: Incident, actor: Actor) -
     assert event is not None
     outbox_store.enqueue(
         session,
-        kind="refresh",
+        kind=OutboxKind.REFRESH,
         incident_id=incident.id,
-        idempotency_key=f"refresh:{incident.id}:repair{event.id}",
+        idempotency_key=refresh_key(incident.id, f"repair{event.id}"),
     )
     session.flush()
     tasks = [

@@ -29,7 +29,8 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.domain.actor import Actor
+from bot import audit
+from bot.domain.actor import SYSTEM, Actor
 from bot.domain.errors import ConflictError, InputError
 from bot.flows import paging
 from bot.flows.slack_steps import WAR_ROOM, enqueue_archive, enqueue_post
@@ -414,7 +415,16 @@ def _fire_escalation(
         source="scheduler",
         data={"level": number, "target": target, "waited_minutes": waited},
     )
-    incident.escalation_level = max(incident.escalation_level or 0, number)
+    before = incident.escalation_level or 0
+    incident.escalation_level = max(before, number)
+    audit.record(
+        session,
+        SYSTEM,
+        action="incident.escalate",
+        target_type="incident",
+        target=incident.short_id,
+        changes={"escalation_level": [before, incident.escalation_level], "paged": [None, target]},
+    )
     if level < len(chain):
         delay = chain[level].get("delay_minutes") or team.escalation_timeout_minutes
         task.due_at = now + timedelta(minutes=int(delay))

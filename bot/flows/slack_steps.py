@@ -18,12 +18,22 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot import audit
+from bot.domain.actor import SYSTEM
 from bot.domain.errors import Defer, PermanentProviderError
+from bot.outbox_kinds import (
+    OutboxKind,
+    archive_key,
+    pin_fetch_key,
+    refresh_key,
+    slack_post_key,
+)
 from bot.presenter import view_of
 from bot.runtime import Runtime
 from providers.slack import METADATA_EVENT
 from providers.slack_api import SlackApi
 from providers.slack_blocks import final_summary_text
+from providers.text import slack_unescape
 from storage import catalog
 from storage import incidents as incident_store
 from storage import outbox as outbox_store
@@ -50,8 +60,8 @@ def enqueue_post(
         raise ValueError("enqueue_post needs exactly one of channel and user")
     return outbox_store.enqueue(
         session,
-        kind="slack_post",
-        idempotency_key=key[:255],
+        kind=OutboxKind.SLACK_POST,
+        idempotency_key=slack_post_key(key),
         incident_id=incident.id,
         recipient_kind="user" if user else "channel",
         recipient=user or channel,
@@ -66,8 +76,8 @@ def enqueue_pin_fetch(
     unpin fetches again."""
     return outbox_store.enqueue(
         session,
-        kind="pin_fetch",
-        idempotency_key=f"pin_fetch:{event.external_key}:{request_key}"[:255],
+        kind=OutboxKind.PIN_FETCH,
+        idempotency_key=pin_fetch_key(event.external_key, request_key),
         incident_id=incident.id,
         payload={"external_key": event.external_key, **(event.data or {})},
     )
@@ -76,8 +86,8 @@ def enqueue_pin_fetch(
 def enqueue_archive(session: Session, *, incident: Incident, run: int) -> OutboxItem:
     return outbox_store.enqueue(
         session,
-        kind="archive",
-        idempotency_key=f"archive:{incident.id}:{run}",
+        kind=OutboxKind.ARCHIVE,
+        idempotency_key=archive_key(incident.id, run),
         incident_id=incident.id,
     )
 
@@ -109,7 +119,7 @@ def _war_room_or_wait(session: Session, incident: Incident) -> str | None:
         select(OutboxItem.id)
         .where(
             OutboxItem.incident_id == incident.id,
-            OutboxItem.kind == "war_room",
+            OutboxItem.kind == OutboxKind.WAR_ROOM,
             OutboxItem.state.in_(outbox_store.OPEN_STATES),
         )
         .limit(1)
@@ -238,7 +248,7 @@ def pin_fetch_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
             person = catalog.get_person(session, ref=author)
             known = person.label if person else None
         name = known or _slack_name(api, author)
-    text = str(message.get("text") or "")
+    text = slack_unescape(str(message.get("text") or ""))  # Slack sends it escaped
     with rt.transaction() as session:
         event = session.scalar(
             select(TimelineEvent).where(TimelineEvent.external_key == external_key)
@@ -253,9 +263,9 @@ def pin_fetch_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
         if incident is not None:
             outbox_store.enqueue(
                 session,
-                kind="refresh",
+                kind=OutboxKind.REFRESH,
                 incident_id=incident.id,
-                idempotency_key=f"refresh:{incident.id}:pin{event.id}",
+                idempotency_key=refresh_key(incident.id, f"pin{event.id}"),
             )
     rt.wake_outbox()
     return {"channel": channel, "ts": ts, "author": author}
@@ -291,6 +301,14 @@ def archive_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
         incident = _incident(session, item)
         now = rt.clock()
         incident.archived_at = now
+        audit.record(
+            session,
+            SYSTEM,
+            action="incident.archive",
+            target_type="incident",
+            target=incident.short_id,
+            changes={"war_room": [channel, "archived"]},
+        )
         incident_store.add_event(
             session,
             incident=incident,
@@ -305,7 +323,7 @@ def archive_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
 
 
 STEPS = {
-    "slack_post": slack_post_step,
-    "pin_fetch": pin_fetch_step,
-    "archive": archive_step,
+    OutboxKind.SLACK_POST: slack_post_step,
+    OutboxKind.PIN_FETCH: pin_fetch_step,
+    OutboxKind.ARCHIVE: archive_step,
 }

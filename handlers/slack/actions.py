@@ -24,6 +24,7 @@ from handlers.slack.common import (
 from handlers.slack.views import RESOLVE_CALLBACK, SEVERITY_CALLBACK, UPDATE_CALLBACK
 from providers.base import SEVERITY_EMOJI
 from providers.slack_blocks import ACTION_IDS, SEVERITY_CHOICES, option, plain
+from providers.text import channel_ref
 
 
 def _modal(
@@ -182,6 +183,6 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
                 code = getattr(getattr(exc, "response", None), "get", lambda _k: None)("error")
                 if code != "already_in_channel":
                     raise
-            respond(ephemeral(f"You are in <#{channel}>."))
+            respond(ephemeral(f"You are in {channel_ref(channel)}."))
 
         in_background(background, invite)

@@ -28,11 +28,18 @@ from handlers.slack.actions import update_modal
 from handlers.slack.common import (
     actor_from,
     error_text,
-    escape,
     in_background,
     require_allowed,
 )
-from providers.slack_blocks import HELP_TEXT, declare_modal, incident_list_text
+from providers.slack_blocks import (
+    HELP_TEXT,
+    declare_modal,
+    incident_list_line,
+    incident_list_text,
+    incident_status_text,
+    oncall_line,
+)
+from providers.text import link, mention_user, slack_escape, slack_unescape
 from storage import catalog
 from storage.incidents import IncidentFilter
 
@@ -48,11 +55,14 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
         try:
             if sub in ("", "declare", "new"):
                 ack()
-                in_background(background, open_declare_modal, rt, client, body, rest.strip())
+                in_background(
+                    background, open_declare_modal, rt, client, body, slack_unescape(rest.strip())
+                )
                 return
             handler = SUBCOMMANDS.get(sub)
             if handler is None:
-                ack(text=(f"Unknown subcommand `{sub}`.\n" if sub != "help" else "") + HELP_TEXT)
+                unknown = f"Unknown subcommand `{slack_escape(sub)}`.\n" if sub != "help" else ""
+                ack(text=unknown + HELP_TEXT)
                 return
             answer = handler(rt, body, rest.strip())
         except ImasError as exc:
@@ -102,7 +112,8 @@ def _where(body: dict[str, Any], rest: str) -> dict[str, Any]:
 
 def _status(status: str) -> Any:
     def handler(rt: Runtime, body: dict[str, Any], rest: str) -> str:
-        summary = INCIDENT_REF.sub("", rest).strip() or None
+        # Slack sends command text with &, < and > escaped: store what the person typed.
+        summary = slack_unescape(INCIDENT_REF.sub("", rest).strip()) or None
         outcome = incidents.set_status(
             rt,
             actor=actor_from(body, "command"),
@@ -110,7 +121,7 @@ def _status(status: str) -> Any:
             summary=summary,
             **_where(body, rest),
         )
-        return outcome.message
+        return slack_escape(outcome.message)
 
     return handler
 
@@ -122,17 +133,17 @@ def _severity(rt: Runtime, body: dict[str, Any], rest: str) -> str:
     outcome = incidents.change_severity(
         rt, actor=actor_from(body, "command"), severity=words[0], **_where(body, rest)
     )
-    return outcome.message
+    return slack_escape(outcome.message)
 
 
 def _note(rt: Runtime, body: dict[str, Any], rest: str) -> str:
     outcome = incidents.add_note(
         rt,
         actor=actor_from(body, "command"),
-        text=INCIDENT_REF.sub("", rest, count=1).strip(),
+        text=slack_unescape(INCIDENT_REF.sub("", rest, count=1).strip()),
         **_where(body, rest),
     )
-    return outcome.message
+    return slack_escape(outcome.message)
 
 
 def _role(rt: Runtime, body: dict[str, Any], rest: str) -> str:
@@ -146,23 +157,26 @@ def _role(rt: Runtime, body: dict[str, Any], rest: str) -> str:
         person=match.group(2),
         **_where(body, rest),
     )
-    return f"<@{match.group(2)}> is now {outcome.message.split(' is now ', 1)[1]}"
+    return f"{mention_user(match.group(2))} is now {slack_escape(outcome.message.split(' is now ', 1)[1])}"
 
 
 def _show(rt: Runtime, body: dict[str, Any], rest: str) -> str:
     data = incidents.show(rt, actor=actor_from(body, "command"), detail=False, **_where(body, rest))
-    lead = data["lead"] or "nobody"
-    return (
-        f"*{data['short_id']}* {escape(data['title'])} — {data['severity']}, *{data['status']}*, "
-        f"service {escape(data['service'])}, lead {escape(lead)}"
-        + (f"\nLID: {data['lid_url']}" if data["lid_url"] else "")
+    return incident_status_text(
+        short_id=data["short_id"],
+        title=data["title"],
+        severity=data["severity"],
+        status=data["status"],
+        service_name=data["service"],
+        lead=data["lead"],
+        lid_url=data["lid_url"],
     )
 
 
 def _doc(rt: Runtime, body: dict[str, Any], rest: str) -> str:
     data = incidents.show(rt, actor=actor_from(body, "command"), detail=False, **_where(body, rest))
     if data["lid_url"]:
-        return f"📄 LID of {data['short_id']}: {data['lid_url']}"
+        return f"📄 LID of {data['short_id']}: {link(data['lid_url'], 'the incident document')}"
     return (
         f"{data['short_id']} has no LID document yet "
         "(Google not configured, or still being created)."
@@ -181,10 +195,15 @@ def _list(rt: Runtime, body: dict[str, Any], rest: str) -> str:
     _total, rows = incidents.list_incidents(rt, actor=actor, filters=filters, limit=30)
     lines = []
     for data in rows:
-        room = f" <#{data['war_room_channel_id']}>" if data["war_room_channel_id"] else ""
         lines.append(
-            f"• *{data['short_id']}* {escape(data['title'])} — {data['severity']}, "
-            f"{data['status']}, {escape(data['service'])}{room}"
+            incident_list_line(
+                short_id=data["short_id"],
+                title=data["title"],
+                severity=data["severity"],
+                status=data["status"],
+                service_name=data["service"],
+                war_room_channel_id=data["war_room_channel_id"],
+            )
         )
     heading = "Open incidents" if filters.open_only else "Incidents"
     return incident_list_text(lines, heading)
@@ -196,18 +215,17 @@ def _oncall(rt: Runtime, body: dict[str, Any], rest: str) -> str:
         if rest:
             teams = [t for t in teams if t.name.lower() == rest.lower()]
             if not teams:
-                return f"No team named {escape(rest)!r}."
+                return f"No team named {slack_escape(rest)!r}."
         lines = []
         for team in teams:
             person = team.current_on_call
-            who = (
-                f"<@{person.slack_user_id}>"
-                if person and person.slack_user_id
-                else escape(person.label)
-                if person
-                else "nobody"
+            lines.append(
+                oncall_line(
+                    team.name,
+                    person.slack_user_id if person else None,
+                    person.label if person else None,
+                )
             )
-            lines.append(f"• *{escape(team.name)}*: {who}")
     return "*On call*\n" + ("\n".join(lines) if lines else "No teams configured.")
 
 
@@ -253,7 +271,7 @@ def _page(rt: Runtime, body: dict[str, Any], rest: str) -> str:
     outcome = incidents.page(
         rt, actor=actor_from(body, "command"), target=target, reason=reason, **_where(body, rest)
     )
-    return outcome.message
+    return slack_escape(outcome.message)
 
 
 STEP_NAMES = {
@@ -279,7 +297,8 @@ def _repair(rt: Runtime, body: dict[str, Any], rest: str) -> str:
             name = f"Notify {item.event} → {item.provider_name} {item.recipient or ''}".strip()
         error = f" — {item.last_error[:120]}" if item.last_error and item.state != "done" else ""
         lines.append(
-            f"{STATE_ICONS.get(item.state, '•')} {escape(name)}: {item.state}{escape(error)}"
+            f"{STATE_ICONS.get(item.state, '•')} {slack_escape(name)}: {item.state}"
+            f"{slack_escape(error)}"
         )
     for task in report.tasks:
         when = f" (due {task.due_at:%Y-%m-%d %H:%M} UTC)" if task.state == "scheduled" else ""
@@ -293,7 +312,10 @@ def _doctor(rt: Runtime, body: dict[str, Any], rest: str) -> AfterAck:  # noqa: 
     def run(client: WebClient, body: dict[str, Any]) -> None:  # noqa: ARG001
         checks = run_checks(rt)
         ok = all(check.ok for check in checks)
-        lines = [f"{'✅' if c.ok else '❌'} *{c.name}*: {c.detail}" for c in checks]
+        lines = [
+            f"{'✅' if c.ok else '❌'} *{slack_escape(c.name)}*: {slack_escape(c.detail)}"
+            for c in checks
+        ]
         heading = "🩺 All checks passed" if ok else "🩺 Some checks failed"
         WebhookClient(body["response_url"]).send(
             text=heading + "\n" + "\n".join(lines), response_type="ephemeral"

@@ -14,6 +14,7 @@ from bot.domain.actor import Actor
 from bot.domain.errors import ImasError
 from bot.flows import incidents
 from bot.runtime import Runtime
+from providers.text import slack_escape
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +58,9 @@ def require_allowed(
     return incidents.check(rt, actor=actor, action=action, ref=ref, channel_id=channel_id)
 
 
-def escape(text: object) -> str:
-    """User text for Slack mrkdwn: ``&``, ``<`` and ``>`` escaped as Slack documents."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def error_text(exc: ImasError) -> str:
-    return f":warning: {getattr(exc, 'message', str(exc))}"
+    """An error for Slack: its message carries user input (names, ids), so it is escaped."""
+    return f":warning: {slack_escape(getattr(exc, 'message', str(exc)))}"
 
 
 def dm(client: WebClient, user_id: str, text: str) -> None:

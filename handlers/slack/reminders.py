@@ -12,6 +12,7 @@ from bot.flows import incidents
 from bot.runtime import Runtime
 from handlers.slack.common import actor_from, ephemeral, error_text, in_background
 from providers.slack_blocks import SNOOZE_MINUTES, snooze_action_id
+from providers.text import is_slack_user_id, mention_user, slack_escape
 
 
 def register(app: App, rt: Runtime, background: Executor) -> None:
@@ -30,9 +31,12 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
                 )
                 return
             ack()
-            who = f"<@{actor.slack_user_id}>" if actor.slack_user_id else actor.label
+            user = actor.slack_user_id
+            who = (
+                mention_user(user) if user and is_slack_user_id(user) else slack_escape(actor.label)
+            )
             text = (
-                f"⏰ Status-update reminder for {short_id} snoozed for {minutes} min by {who} "
+                f"⏰ Status-update reminder for {slack_escape(short_id)} snoozed for {minutes} min by {who} "
                 f"(next one at {due:%H:%M} UTC)."
             )
             in_background(background, respond, {"replace_original": True, "text": text})

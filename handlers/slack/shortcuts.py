@@ -13,6 +13,7 @@ from slack_sdk import WebClient
 from bot.runtime import Runtime
 from handlers.slack.common import in_background
 from handlers.slack.home import open_declare
+from providers.text import slack_unescape
 
 log = logging.getLogger(__name__)
 TITLE_MAX = 150
@@ -43,7 +44,7 @@ def declare_from_message(rt: Runtime, client: WebClient, body: dict[str, Any]) -
     message = body.get("message") or {}
     channel = (body.get("channel") or {}).get("id")
     ts = body.get("message_ts") or message.get("ts")
-    text = str(message.get("text") or "").strip()
+    text = slack_unescape(str(message.get("text") or "")).strip()
     link = permalink(client, channel, ts)
     description = text
     if link:

@@ -15,7 +15,7 @@ from bot.flows import incidents
 from bot.flows.declare import DeclareInput, declare, validate
 from bot.runtime import Runtime
 from handlers.slack.common import actor_from, in_background
-from providers.slack_blocks import DECLARE_CALLBACK
+from providers.slack_blocks import DECLARE_CALLBACK, declared_text
 
 log = logging.getLogger(__name__)
 RESOLVE_CALLBACK = "resolve_incident"
@@ -79,8 +79,7 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
                 client,
                 actor.slack_user_id,
                 metadata.get("channel_id"),
-                f"🚨 {incident.short_id} declared: {incident.title} ({incident.severity}). "
-                "The war room, the LID and the notifications are on their way.",
+                declared_text(incident.short_id, incident.title, incident.severity),
             )
 
     @app.view(RESOLVE_CALLBACK)

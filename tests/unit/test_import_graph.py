@@ -138,3 +138,20 @@ def test_no_import_cycle() -> None:
         if node not in index:
             visit(node)
     assert not cycles, f"import cycles: {cycles}"
+
+
+def test_outbox_kinds_are_declared_in_one_place() -> None:
+    """No flow or step names an outbox kind with a bare string: bot/outbox_kinds.py does."""
+    from bot.outbox_kinds import OutboxKind
+
+    kinds = {f'"{kind.value}"' for kind in OutboxKind}
+    offenders = []
+    for module, path in MODULES.items():
+        if not module.startswith("bot.") or module == "bot.outbox_kinds":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if ("kind=" in line or "kind ==" in line or "kind in" in line) and any(
+                k in line for k in kinds
+            ):
+                offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)

@@ -108,3 +108,17 @@ def test_a_caller_key_is_scoped_to_its_caller(rt: Runtime) -> None:
     # A key that merely ends like another caller's is not confused with it.
     other, created_other = declare(rt, data=data, actor=mallory, caller_key="1")
     assert created_other and other.id != first.id
+
+
+def test_the_cli_door_is_audited_as_the_local_operator(rt: Runtime, database_url: str) -> None:
+    from click.testing import CliRunner
+
+    from handlers.cli import main
+
+    short_id = new_incident(rt)
+    env = {"IMAS_DATABASE_URL": database_url, "IMAS_SECRET_KEY": "test-secret-key", "USER": "ops"}
+    result = CliRunner().invoke(main, ["incident", "ack", short_id, "--wait", "0"], env=env)
+    assert result.exit_code == 0, result.output
+    [row] = audit_rows(rt, target=short_id, action="incident.acknowledge")
+    assert (row.door, row.actor_kind, row.outcome) == ("cli", "cli", "ok")
+    assert row.changes == {"status": ["TRIGGERED", "ACKNOWLEDGED"]}
