@@ -28,6 +28,7 @@ from providers.base import (
     DeliveryResult,
     Notification,
     NotificationProvider,
+    ProviderConfig,
     Recipient,
 )
 from providers.messages import (
@@ -160,6 +161,10 @@ class TeamsProvider(NotificationProvider):
     @property
     def settings(self) -> TeamsConfig:
         return cast(TeamsConfig, self.config)
+
+    @classmethod
+    def target_urls(cls, config: ProviderConfig) -> dict[str, str]:
+        return {"webhook_url": cast(TeamsConfig, config).webhook_url.get_secret_value()}
 
     def send(
         self,
