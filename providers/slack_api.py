@@ -6,7 +6,7 @@ RetryableProviderError (429/ratelimited, Slack-side 5xx-like errors, timeouts) o
 PermanentProviderError (everything else), with the seed's troubleshooting hints.
 
 ``GuardedWebClient`` is the ``WebClient`` every IMAS Slack call uses (this wrapper, the
-Bolt app and, through ``bolt_middleware``, the clients Bolt hands to listeners): each call
+Bolt app and, through ``middleware``, the clients Bolt hands to listeners): each call
 goes through the address guard (``providers.guard``) - the API URL (``SLACK_API_URL`` or
 a SLACK provider's ``endpoint``) resolved once, every address checked, the connection
 pinned to the checked address - and a redirect is never followed (slack_sdk's urllib
@@ -98,7 +98,7 @@ class GuardedWebClient(WebClient):  # type: ignore[misc]
             policy=self.policy,
         )
 
-    def bolt_middleware(self) -> Callable[..., Any]:
+    def middleware(self) -> Callable[..., Any]:
         """A Bolt global middleware swapping the per-request ``WebClient`` Bolt builds for
         each listener (a plain one, copied from the app's) for a guarded copy."""
 

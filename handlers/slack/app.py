@@ -110,7 +110,7 @@ def build_bolt_app(rt: Runtime) -> tuple[App, AckFirstPool]:
         authorize=identity.authorizer(),
         process_before_response=True,
     )
-    app.use(client.bolt_middleware())  # listeners' per-request clients are guarded too
+    app.use(client.middleware())  # listeners' per-request clients are guarded too
     identity.warm_up()
     # Opening modals must happen within the 3 s of the trigger id: one thread per modal
     # in a burst of declarations, not a queue.

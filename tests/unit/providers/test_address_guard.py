@@ -269,10 +269,11 @@ def test_refused_by_config_validate(case: Case) -> None:
         config_file.parse(text, {}, name="imas.yml")
     message = str(err.value)
     assert "imas.yml:" in message and "providers[0]" in message
-    if not case.allowed_by_switch or "refused" in message:
-        return
-    # IP literals the global switch allows pass validate with it...
-    config_file.parse(text, {}, name="imas.yml", allow_private=True)
+    if case.allowed_by_switch:  # ... unless IMAS_ALLOW_PRIVATE_WEBHOOK_TARGETS says so
+        config_file.parse(text, {}, name="imas.yml", allow_private=True)
+    else:
+        with pytest.raises(ConfigError):
+            config_file.parse(text, {}, name="imas.yml", allow_private=True)
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.static], ids=lambda c: c.id)
@@ -556,7 +557,7 @@ def test_bolt_listener_clients_are_swapped_for_guarded_copies() -> None:
         {"client": WebClient(token="xoxb-req", base_url=app_client.base_url, team_id="T1")}
     )
     calls: list[bool] = []
-    app_client.bolt_middleware()(context, lambda: calls.append(True))
+    app_client.middleware()(context, lambda: calls.append(True))
     assert calls == [True]
     client = context.client
     assert isinstance(client, GuardedWebClient)
@@ -830,3 +831,55 @@ def test_resolver_is_injectable_and_system_resolver_is_the_default() -> None:
 
     assert AddressPolicy(resolver=resolver).resolve_url("https://a.test/").address == PUBLIC
     assert seen == ["a.test"]
+
+
+def test_bolt_app_listeners_receive_guarded_clients(make_settings: Any, fake_slack: Any) -> None:
+    """The real Bolt app: a listener's ``client`` is a GuardedWebClient, not Bolt's plain
+    per-request copy of the app client."""
+    import time
+    from urllib.parse import urlencode
+
+    from slack_bolt.request import BoltRequest
+    from slack_sdk.signature import SignatureVerifier
+
+    from handlers.slack.app import build_bolt_app
+
+    secret = "guard-signing-secret"
+    rt = Runtime.build(
+        make_settings(
+            slack_bot_token=fake_slack.bot_token,
+            slack_signing_secret=secret,
+            slack_api_url=fake_slack.url,
+        ),
+        migrate=False,
+    )
+    app, background = build_bolt_app(rt)
+    seen: list[Any] = []
+
+    @app.command("/guardtest")
+    def guardtest(ack: Any, client: Any) -> None:
+        seen.append(client)
+        ack()
+
+    body = urlencode(
+        {"command": "/guardtest", "text": "", "user_id": "U1", "team_id": "T1", "channel_id": "C1"}
+    )
+    timestamp = str(int(time.time()))
+    signature = SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body)
+    response = app.dispatch(
+        BoltRequest(
+            body=body,
+            headers={
+                "content-type": ["application/x-www-form-urlencoded"],
+                "x-slack-request-timestamp": [timestamp],
+                "x-slack-signature": [signature],
+            },
+        )
+    )
+    background.shutdown(wait=False)
+    rt.close()
+    assert response.status == 200
+    (client,) = seen
+    assert isinstance(client, GuardedWebClient)
+    assert client.token == fake_slack.bot_token
+    assert client.policy is rt.http.policy
