@@ -83,7 +83,7 @@ def main() -> None:
             log_level="WARNING",
         )
         rt = Runtime.build(settings)
-        document = config_file.parse(config(rec, smtp, fake, channels), {})
+        document = config_file.parse(config(rec, smtp, fake, channels), {}, allow_private=True)
         with rt.transaction() as session:
             config_file.apply(session, rt, document)
         worker = make_worker(rt)

@@ -77,6 +77,7 @@ def run_scenario(
                 "SLACK_BOT_TOKEN": fake.bot_token,
                 "SLACK_SIGNING_SECRET": SECRET,
                 "SLACK_API_URL": fake.url,
+                "IMAS_ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",  # the stand-in is on 127.0.0.1
                 "IMAS_LOG_LEVEL": "WARNING",
                 "IMAS_SCHEDULER_ENABLED": "false",
                 "IMAS_WEB_PROCESSES": str(web_processes),

@@ -8,24 +8,32 @@ nothing; things absent from the file are left as they are (no implicit deletion)
 Every apply is audited (``storage.audit``): one ``config.apply`` row with the counts per
 kind, and one ``provider.create``/``provider.update`` row per provider changed, naming the
 changed fields only (provider configuration holds secrets; values are never recorded).
+
+Provider targets (webhook URLs, endpoints, servers, the SMTP host) are checked by the
+address guard (``providers.guard``) at validate and again at apply: syntax, IP literals
+and ``localhost`` names, with ``IMAS_ALLOW_PRIVATE_WEBHOOK_TARGETS`` and the provider's own
+``allow_private_targets`` / ``allowed_hosts``. Names are not resolved here (the file is
+often validated where production DNS is not, and an answer now proves nothing about the
+answer at send time): the guard resolves and checks them at every call.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 from sqlalchemy.orm import Session
 
 from bot.access import PERMISSIONS_KEY, Action
 from bot.domain.enums import SEVERITIES, AccessRole
 from bot.domain.errors import ConfigError, InputError
 from bot.runtime import Runtime
+from providers.guard import AddressPolicy
 from providers.registry import provider_class, validate_provider_config
 from storage import audit, catalog
 from storage.models import AlertRule, ImpactScope, NotificationProviderRow, Service, Team
@@ -127,6 +135,8 @@ class ConfigDocument(_Model):
     reminders: RemindersConfig | None = None
     permissions: PermissionsConfig | None = None
     alert_rules: list[dict[str, Any]] = Field(default_factory=list)
+    # file:line of a key path, when parsed from text (apply reports with it too)
+    _where: Callable[[tuple[Any, ...]], str] | None = PrivateAttr(default=None)
 
 
 @dataclass
@@ -190,17 +200,47 @@ def _expand(
     return value
 
 
-def load(path: Path, env: Mapping[str, str]) -> ConfigDocument:
+def load(path: Path, env: Mapping[str, str], *, allow_private: bool = False) -> ConfigDocument:
     """Parse and validate a whole configuration file. Raises ConfigError listing every
-    problem as ``file:line: key: message``."""
+    problem as ``file:line: key: message``. ``allow_private``: the value of
+    ``IMAS_ALLOW_PRIVATE_WEBHOOK_TARGETS`` (provider targets on private addresses)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    return parse(text, env, name=str(path))
+    return parse(text, env, name=str(path), allow_private=allow_private)
 
 
-def parse(text: str, env: Mapping[str, str], *, name: str = "<config>") -> ConfigDocument:
+def target_problems(
+    document: ConfigDocument,
+    *,
+    allow_private: bool,
+    where: Callable[[tuple[Any, ...]], str] | None = None,
+) -> list[str]:
+    """``file:line: providers[i].config.<key>: refused: ...`` for every provider target the
+    address guard refuses without DNS (see the module docstring)."""
+    policy = AddressPolicy(allow_private=allow_private)
+    problems: list[str] = []
+    for index, provider in enumerate(document.providers):
+        if not (provider.is_active or provider.config):
+            continue
+        try:
+            model = validate_provider_config(provider.type, provider.name, provider.config)
+        except InputError:
+            continue  # reported by parse()
+        for key, refusal in provider_class(provider.type).refused_targets(model, policy):
+            loc = ("providers", index, "config", key)
+            prefix = f"{where(loc)}: " if where else ""
+            problems.append(
+                f"{prefix}providers[{index}].config.{key}: provider {provider.name!r}: "
+                f"{refusal.describe()}"
+            )
+    return problems
+
+
+def parse(
+    text: str, env: Mapping[str, str], *, name: str = "<config>", allow_private: bool = False
+) -> ConfigDocument:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         raw = yaml.safe_load(text)
@@ -277,8 +317,10 @@ def parse(text: str, env: Mapping[str, str], *, name: str = "<config>") -> Confi
                 problems.append(
                     f"{where(('alert_rules', index))}: alert_rules[{index}]: {exc.message}"
                 )
+    problems += target_problems(document, allow_private=allow_private, where=where)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    document._where = where
     return document
 
 
@@ -318,7 +360,17 @@ def apply(
     source: str | None = None,
 ) -> ApplyReport:
     """Upsert everything in ``document`` in the caller's transaction, and audit it as
-    ``actor`` (``source``: the file applied, the audit target)."""
+    ``actor`` (``source``: the file applied, the audit target).
+
+    Provider targets are checked again, with this runtime's
+    ``IMAS_ALLOW_PRIVATE_WEBHOOK_TARGETS``: ConfigError before anything is written."""
+    refused = target_problems(
+        document,
+        allow_private=rt.settings.allow_private_webhook_targets,
+        where=document._where,
+    )
+    if refused:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(refused))
     report = ApplyReport()
 
     def track(kind: str, label: str, created: bool, changed: bool) -> None:

@@ -195,6 +195,7 @@ class Runtime:
                         token=self.settings.slack_bot_token.get_secret_value(),
                         base_url=self.settings.slack_api_url,
                         timeout=self.settings.http_read_timeout,
+                        policy=self.http.policy,
                     )
                 return self._slack_api
         provider = self.primary_slack(session)

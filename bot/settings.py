@@ -14,6 +14,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.domain.errors import ConfigError
+from providers.guard import AddressPolicy, TargetRefused
 
 
 def _env(*names: str) -> Any:
@@ -128,6 +129,24 @@ class Settings(BaseSettings):
                 "set both to enable Slack, or neither"
             )
 
+    def refused_endpoints(self) -> list[str]:
+        """SLACK_API_URL / GOOGLE_API_ENDPOINT / GOOGLE_TOKEN_URI the address guard refuses
+        without DNS (syntax, IP literals, localhost; names are checked at each call)."""
+        policy = AddressPolicy(allow_private=self.allow_private_webhook_targets)
+        problems = []
+        for env_name, url in (
+            ("SLACK_API_URL", self.slack_api_url),
+            ("GOOGLE_API_ENDPOINT", self.google_api_endpoint),
+            ("GOOGLE_TOKEN_URI", self.google_token_uri),
+        ):
+            if url is None:
+                continue
+            try:
+                policy.check_url(url)
+            except TargetRefused as exc:
+                problems.append(f"{env_name}: {exc.describe()}")
+        return problems
+
     def check_consistency(self) -> None:
         """Refuse half-configured features. Raises ConfigError naming the settings."""
         problems: list[str] = []
@@ -144,6 +163,7 @@ class Settings(BaseSettings):
                 json.loads(self.google_service_account_json.get_secret_value())
             except ValueError:
                 problems.append("GOOGLE_SERVICE_ACCOUNT_JSON is not valid JSON")
+        problems += self.refused_endpoints()
         if not self.is_sqlite and self.secret_key is None:
             problems.append(
                 "IMAS_SECRET_KEY is required with a server database (every replica needs the same key)"

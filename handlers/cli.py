@@ -101,10 +101,15 @@ def config() -> None:
 
 def _load_config(path: Path) -> Any:
     from bot import config_file
-    from bot.settings import environment
+    from bot.settings import environment, load_settings
 
     try:
-        return config_file.load(path, environment())
+        allow_private = load_settings().allow_private_webhook_targets
+    except ConfigError:
+        # Unusable settings are reported by serve/doctor; check targets at the strictest.
+        allow_private = False
+    try:
+        return config_file.load(path, environment(), allow_private=allow_private)
     except ConfigError as exc:
         fail(str(exc))
 

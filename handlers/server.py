@@ -31,7 +31,11 @@ class Server:
         self.settings = settings
         self.rt = Runtime.build(settings)
         if settings.config_file is not None:
-            document = config_file.load(settings.config_file, environment())
+            document = config_file.load(
+                settings.config_file,
+                environment(),
+                allow_private=settings.allow_private_webhook_targets,
+            )
             with self.rt.transaction() as session:
                 report = config_file.apply(
                     session, self.rt, document, source=str(settings.config_file)

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bot.domain.errors import PermanentProviderError
+from providers.guard import AddressPolicy, TargetRefused, parse_host_entry
 from providers.http import HttpClient
 
 SEVERITY_EMOJI = {
@@ -141,9 +142,33 @@ class CheckResult:
 
 
 class ProviderConfig(BaseModel):
-    """Base of every provider's config model: unknown keys are errors."""
+    """Base of every provider's config model: unknown keys are errors.
+
+    Every provider also takes the address guard's per-provider allowances
+    (``providers.guard``): ``allow_private_targets: true`` lets this provider reach
+    private, loopback, CGNAT and unique-local addresses (like
+    ``IMAS_ALLOW_PRIVATE_WEBHOOK_TARGETS`` for all providers); ``allowed_hosts`` lists
+    ``host`` or ``host:port`` entries (``[v6]:port`` for IPv6) this provider may reach
+    whatever they resolve to, link-local included (unspecified, multicast and reserved
+    addresses stay refused).
+    """
 
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    allow_private_targets: bool = False
+    allowed_hosts: list[str] = Field(default_factory=list)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _allowed_hosts(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                parse_host_entry(entry)
+            except TargetRefused as exc:
+                raise ValueError(
+                    f"allowed_hosts entry {exc.message.removeprefix('refused: ')}"
+                ) from None
+        return value
 
 
 class NotificationProvider(ABC):
@@ -164,7 +189,33 @@ class NotificationProvider(ABC):
     def __init__(self, *, name: str, config: ProviderConfig, http: HttpClient) -> None:
         self.name = name
         self.config = config
-        self.http = http
+        # The shared client, or one whose guard adds this provider's own allowances.
+        self.http = http.for_provider(
+            allow_private=config.allow_private_targets, allowed_hosts=config.allowed_hosts
+        )
+
+    @classmethod
+    def target_urls(cls, config: ProviderConfig) -> dict[str, str]:
+        """The outbound URLs ``config`` names, by config key (for config-time checks)."""
+        return {}
+
+    @classmethod
+    def refused_targets(
+        cls, config: ProviderConfig, policy: AddressPolicy
+    ) -> list[tuple[str, TargetRefused]]:
+        """(config key, refusal) for every target the address guard refuses without DNS
+        (syntax, IP literals, localhost): ``imas config validate`` / ``apply`` report them.
+        ``policy`` is the global one; the provider's own allowances are added here."""
+        policy = policy.widened(
+            allow_private=config.allow_private_targets, allowed_hosts=config.allowed_hosts
+        )
+        problems: list[tuple[str, TargetRefused]] = []
+        for key, url in cls.target_urls(config).items():
+            try:
+                policy.check_url(url)
+            except TargetRefused as exc:
+                problems.append((key, exc))
+        return problems
 
     def require_recipient_kind(self, recipient: Recipient) -> None:
         """PermanentProviderError unless this provider can deliver to ``recipient``."""

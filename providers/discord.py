@@ -36,6 +36,7 @@ from providers.base import (
     DeliveryResult,
     Notification,
     NotificationProvider,
+    ProviderConfig,
     Recipient,
 )
 from providers.messages import (
@@ -184,6 +185,10 @@ class DiscordProvider(NotificationProvider):
     @property
     def settings(self) -> DiscordConfig:
         return cast(DiscordConfig, self.config)
+
+    @classmethod
+    def target_urls(cls, config: ProviderConfig) -> dict[str, str]:
+        return {"webhook_url": cast(DiscordConfig, config).webhook_url.get_secret_value()}
 
     def send(
         self,

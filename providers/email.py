@@ -24,9 +24,13 @@ Idempotency and threading: the ``Message-ID`` is derived from ``idempotency_key`
 the same Message-ID that mail clients and archives can fold. The first message of an
 incident returns its Message-ID in ``DeliveryResult.data["message_id"]``; later sends get it
 back as ``prior`` and set ``In-Reply-To``/``References`` so clients thread them. Delivery is
-at-least-once (SMTP has no dedup), so ``supports_dedup`` is False. The SMTP host is an
-operator-configured relay (often internal), so the HTTP private-address guard does not
-apply to it.
+at-least-once (SMTP has no dedup), so ``supports_dedup`` is False.
+
+Address guard: the SMTP host goes through the same guard as every HTTP call
+(``providers.guard``): resolved once, every address checked, the connection made to the
+checked address (STARTTLS / implicit TLS still verify the configured host name). A relay
+on a private network needs ``allow_private_targets: true`` or ``allowed_hosts: [relay:587]``
+in this provider's config (or ``IMAS_ALLOW_PRIVATE_WEBHOOK_TARGETS=true``).
 
 Escaping: the message is built with ``email.message.EmailMessage`` (``email.policy.default``),
 which folds and RFC 2047-encodes header values; the ``Subject`` (the summary line) and the
@@ -55,6 +59,7 @@ import hashlib
 import logging
 import re
 import smtplib
+import socket
 import ssl
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -73,6 +78,7 @@ from providers.base import (
     ProviderConfig,
     Recipient,
 )
+from providers.guard import AddressPolicy, TargetRefused
 from providers.messages import html_body, summary_line, text_body
 from providers.text import one_line
 
@@ -147,6 +153,33 @@ def _decode(raw: bytes | str) -> str:
     return raw
 
 
+class PinnedSMTP(smtplib.SMTP):
+    """``smtplib.SMTP`` connecting to a checked address whatever the host name says (the
+    name still goes to STARTTLS for SNI and the certificate check)."""
+
+    def __init__(self, host: str, port: int, *, address: str, timeout: float) -> None:
+        self.pinned_address = address
+        super().__init__(host, port, timeout=timeout)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        return socket.create_connection((self.pinned_address, port), timeout, self.source_address)
+
+
+class PinnedSMTPSSL(smtplib.SMTP_SSL):
+    """``smtplib.SMTP_SSL`` connecting to a checked address (TLS verifies the host name)."""
+
+    def __init__(
+        self, host: str, port: int, *, address: str, timeout: float, context: ssl.SSLContext
+    ) -> None:
+        self.pinned_address = address
+        self.tls_hostname = host
+        super().__init__(host, port, timeout=timeout, context=context)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock = socket.create_connection((self.pinned_address, port), timeout, self.source_address)
+        return self.context.wrap_socket(sock, server_hostname=self.tls_hostname)
+
+
 def _close(smtp: smtplib.SMTP, *, polite: bool) -> None:
     """QUIT after success; after a failure just drop the socket (no second timeout)."""
     if polite:
@@ -170,6 +203,20 @@ class EmailProvider(NotificationProvider):
     @property
     def settings(self) -> EmailConfig:
         return cast(EmailConfig, self.config)
+
+    @classmethod
+    def refused_targets(
+        cls, config: ProviderConfig, policy: AddressPolicy
+    ) -> list[tuple[str, TargetRefused]]:
+        cfg = cast(EmailConfig, config)
+        policy = policy.widened(
+            allow_private=cfg.allow_private_targets, allowed_hosts=cfg.allowed_hosts
+        )
+        try:
+            policy.check_host(cfg.host, cfg.port)
+        except TargetRefused as exc:
+            return [("host", exc)]
+        return []
 
     def default_recipients(self) -> list[Recipient]:
         """``default`` only when ``recipients`` is configured."""
@@ -244,10 +291,17 @@ class EmailProvider(NotificationProvider):
                     f"cannot load ca_file for SMTP {where}: {type(exc).__name__}",
                     hint="check the provider's ca_file path",
                 ) from None
+            target = self.http.policy.resolve_host(cfg.host, cfg.port)
             if cfg.use_ssl:
-                smtp = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout, context=context)
+                smtp = PinnedSMTPSSL(
+                    cfg.host,
+                    cfg.port,
+                    address=target.address,
+                    timeout=cfg.timeout,
+                    context=context,
+                )
             else:
-                smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
+                smtp = PinnedSMTP(cfg.host, cfg.port, address=target.address, timeout=cfg.timeout)
                 smtp.ehlo()
                 if cfg.use_tls:
                     if not smtp.has_extn("starttls"):

@@ -50,6 +50,11 @@ Transport: ``requests`` through google-auth's ``AuthorizedSession`` (wrapped in 
 is deliberately not used: when a server closes the connection without answering,
 httplib2 silently re-sends the request once, so a lost response to ``files.copy`` would
 create a second document before IMAS could look for the first.
+
+Both the API session and the token-endpoint session go through the address guard
+(``providers.http.guarded_session``): ``GOOGLE_API_ENDPOINT`` and ``GOOGLE_TOKEN_URI``
+are resolved once per call, every address checked, the connection pinned to the checked
+address, and no redirect followed (a 3xx is a permanent ``redirect_refused`` error).
 """
 
 from __future__ import annotations
@@ -80,7 +85,8 @@ from bot.domain.errors import (
     RetryableProviderError,
 )
 from providers.base import SEVERITY_EMOJI, CheckResult, IncidentView
-from providers.http import parse_retry_after
+from providers.guard import AddressPolicy
+from providers.http import guarded_session, parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +169,8 @@ class GoogleSettings(Protocol):
     def http_connect_timeout(self) -> float: ...
     @property
     def http_read_timeout(self) -> float: ...
+    @property
+    def allow_private_webhook_targets(self) -> bool: ...
     def google_service_account_info(self) -> dict[str, Any] | None: ...
 
 
@@ -397,6 +405,7 @@ class GoogleDocsLid:
         token_uri: str | None = None,
         connect_timeout: float = 3.0,
         read_timeout: float = 10.0,
+        policy: AddressPolicy | None = None,
     ) -> None:
         """Build credentials and clients; no network call. ConfigError for a bad key."""
         info = dict(service_account_info)
@@ -417,12 +426,15 @@ class GoogleDocsLid:
         self.domain = domain or None
         self._credentials = credentials
         timeout = (connect_timeout, read_timeout)
-        session = google.auth.transport.requests.AuthorizedSession(
-            credentials, refresh_timeout=read_timeout
+        policy = policy or AddressPolicy()
+        token_request = google.auth.transport.requests.Request(guarded_session(policy))
+        session = guarded_session(
+            policy,
+            google.auth.transport.requests.AuthorizedSession(
+                credentials, refresh_timeout=read_timeout, auth_request=token_request
+            ),
         )
-        self._auth_request = functools.partial(
-            google.auth.transport.requests.Request(requests.Session()), timeout=read_timeout
-        )
+        self._auth_request = functools.partial(token_request, timeout=read_timeout)
         http = _RequestsHttp(session, timeout)
         endpoint = api_endpoint.rstrip("/") if api_endpoint else None
         drive = build(
@@ -466,6 +478,7 @@ class GoogleDocsLid:
             token_uri=settings.google_token_uri,
             connect_timeout=settings.http_connect_timeout,
             read_timeout=settings.http_read_timeout,
+            policy=AddressPolicy(allow_private=settings.allow_private_webhook_targets),
         )
 
     # ------------------------------------------------------------------ public API

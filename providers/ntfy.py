@@ -165,6 +165,10 @@ class NtfyProvider(NotificationProvider):
     supports_dedup = False
     secret_keys = frozenset({"token"})
 
+    @classmethod
+    def target_urls(cls, config: ProviderConfig) -> dict[str, str]:
+        return {"server": cast(NtfyConfig, config).server}
+
     @property
     def settings(self) -> NtfyConfig:
         return cast(NtfyConfig, self.config)

@@ -53,7 +53,13 @@ class SlackProvider(NotificationProvider):
             token=config.bot_token.get_secret_value(),
             base_url=endpoint,
             timeout=http.timeout[1],
+            policy=self.http.policy,
         )
+
+    @classmethod
+    def target_urls(cls, config: ProviderConfig) -> dict[str, str]:
+        assert isinstance(config, SlackConfig)
+        return {"endpoint": config.endpoint}
 
     def default_recipients(self) -> list[Recipient]:
         if self.slack_config.default_channel:

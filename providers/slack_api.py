@@ -4,18 +4,28 @@ slack_sdk's own retry handlers are disabled: whether and when to retry is the ou
 decision. Every call has a timeout. ``SlackApiError`` and network failures are mapped to
 RetryableProviderError (429/ratelimited, Slack-side 5xx-like errors, timeouts) or
 PermanentProviderError (everything else), with the seed's troubleshooting hints.
+
+``GuardedWebClient`` is the ``WebClient`` every IMAS Slack call uses (this wrapper, the
+Bolt app and, through ``middleware``, the clients Bolt hands to listeners): each call
+goes through the address guard (``providers.guard``) - the API URL (``SLACK_API_URL`` or
+a SLACK provider's ``endpoint``) resolved once, every address checked, the connection
+pinned to the checked address - and a redirect is never followed (slack_sdk's urllib
+would follow it carrying ``Authorization: Bearer <token>``): it raises ``TargetRefused``.
 """
 
 from __future__ import annotations
 
 import logging
 import urllib.error
+import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.domain.errors import PermanentProviderError, RetryableProviderError
+from providers.guard import AddressPolicy, pinned_opener
 from providers.http import parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -53,11 +63,71 @@ def slack_error(exc: SlackApiError, method: str) -> RetryableProviderError | Per
     return PermanentProviderError(f"Slack {method} failed: {code}", code=code, hint=hint)
 
 
+class GuardedWebClient(WebClient):  # type: ignore[misc]
+    """A slack_sdk ``WebClient`` whose every HTTP call goes through the address guard, to
+    the checked address only, never following a redirect, never through a proxy."""
+
+    def __init__(self, *args: Any, policy: AddressPolicy, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.policy = policy
+
+    def _perform_urllib_http_request_internal(
+        self, url: str, req: urllib.request.Request
+    ) -> dict[str, Any]:
+        # Replaces slack_sdk's own (urlopen with the default redirect handler and the
+        # environment's proxy); the response handling below mirrors it.
+        target = self.policy.resolve_url(url)
+        resp = pinned_opener(target, self.ssl).open(req, timeout=self.timeout)
+        if resp.headers.get_content_type() == "application/gzip":
+            return {"status": resp.code, "headers": resp.headers, "body": resp.read()}
+        charset = resp.headers.get_content_charset() or "utf-8"
+        body: str = resp.read().decode(charset)
+        return {"status": resp.code, "headers": resp.headers, "body": body}
+
+    def clone(self, client: WebClient) -> GuardedWebClient:
+        """A guarded copy of ``client`` (its token, team, base URL and settings)."""
+        return GuardedWebClient(
+            token=client.token,
+            base_url=client.base_url,
+            timeout=client.timeout,
+            ssl=client.ssl,
+            headers=client.headers,
+            team_id=(client.default_params or {}).get("team_id"),
+            logger=client.logger,
+            retry_handlers=list(client.retry_handlers or []),
+            policy=self.policy,
+        )
+
+    def middleware(self) -> Callable[..., Any]:
+        """A Bolt global middleware swapping the per-request ``WebClient`` Bolt builds for
+        each listener (a plain one, copied from the app's) for a guarded copy."""
+
+        def guard_listener_client(context: Any, next: Callable[[], Any]) -> Any:
+            client = context.client
+            if client is not None and not isinstance(client, GuardedWebClient):
+                context["client"] = self.clone(client)
+            return next()
+
+        return guard_listener_client
+
+
 class SlackApi:
     """Calls Slack Web API methods; raises ProviderError subclasses, never SlackApiError."""
 
-    def __init__(self, *, token: str, base_url: str, timeout: float = 10.0) -> None:
-        self.client = WebClient(token=token, base_url=base_url, timeout=int(max(1, timeout)))
+    def __init__(
+        self,
+        *,
+        token: str,
+        base_url: str,
+        timeout: float = 10.0,
+        policy: AddressPolicy | None = None,
+    ) -> None:
+        self.client = GuardedWebClient(
+            token=token,
+            base_url=base_url,
+            timeout=int(max(1, timeout)),
+            policy=policy or AddressPolicy(),
+        )
         # Retries belong to the outbox (it honours Retry-After and records attempts).
         self.client.retry_handlers = []
         self._identity: dict[str, Any] | None = None

@@ -169,6 +169,10 @@ class OvhSmsProvider(NotificationProvider):
         super().__init__(name=name, config=config, http=http)
         self.clock = clock
 
+    @classmethod
+    def target_urls(cls, config: ProviderConfig) -> dict[str, str]:
+        return {"endpoint": cast(OvhSmsConfig, config).endpoint}
+
     @property
     def settings(self) -> OvhSmsConfig:
         return cast(OvhSmsConfig, self.config)

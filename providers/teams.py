@@ -34,6 +34,7 @@ from providers.base import (
     DeliveryResult,
     Notification,
     NotificationProvider,
+    ProviderConfig,
     Recipient,
 )
 from providers.messages import (
@@ -166,6 +167,10 @@ class TeamsProvider(NotificationProvider):
     @property
     def settings(self) -> TeamsConfig:
         return cast(TeamsConfig, self.config)
+
+    @classmethod
+    def target_urls(cls, config: ProviderConfig) -> dict[str, str]:
+        return {"webhook_url": cast(TeamsConfig, config).webhook_url.get_secret_value()}
 
     def send(
         self,

@@ -467,6 +467,14 @@ class WebhookProvider(NotificationProvider):
     def settings(self) -> WebhookConfig:
         return cast(WebhookConfig, self.config)
 
+    @classmethod
+    def target_urls(cls, config: ProviderConfig) -> dict[str, str]:
+        cfg = cast(WebhookConfig, config)
+        urls = {"url": cfg.url.get_secret_value()} if cfg.url is not None else {}
+        if cfg.endpoint:
+            urls["endpoint"] = cfg.endpoint
+        return urls
+
     # targets
 
     def pagerduty_url(self) -> str:

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.domain.errors import AuthenticationError
 from bot.runtime import AckGate, Runtime
+from providers.slack_api import GuardedWebClient
 from storage.models import SeenRequest
 
 MAX_SKEW_SECONDS = 300
@@ -93,10 +94,11 @@ def build_bolt_app(rt: Runtime) -> tuple[App, AckFirstPool]:
 
     settings = rt.settings
     assert settings.slack_bot_token is not None and settings.slack_signing_secret is not None
-    client = WebClient(
+    client = GuardedWebClient(  # every Slack call through the address guard
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,
         timeout=int(settings.http_read_timeout),
+        policy=rt.http.policy,
     )
     # Listeners run in the request's own thread and answer when they return: each one
     # acks, then hands any Slack call to ``background``. This avoids Bolt's hop to its
@@ -108,6 +110,7 @@ def build_bolt_app(rt: Runtime) -> tuple[App, AckFirstPool]:
         authorize=identity.authorizer(),
         process_before_response=True,
     )
+    app.use(client.middleware())  # listeners' per-request clients are guarded too
     identity.warm_up()
     # Opening modals must happen within the 3 s of the trigger id: one thread per modal
     # in a burst of declarations, not a queue.

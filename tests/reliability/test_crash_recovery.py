@@ -68,6 +68,7 @@ def test_sigkill_after_commit_then_restart(tmp_path, database_url, fake_slack):
         "SLACK_BOT_TOKEN": BOT_TOKEN,
         "SLACK_SIGNING_SECRET": SECRET,
         "SLACK_API_URL": fake_slack.url,
+        "IMAS_ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",  # the stand-in Slack is on 127.0.0.1
         "IMAS_OUTBOX_LEASE_SECONDS": "2",
         "IMAS_OUTBOX_POLL_SECONDS": "0.2",
         "IMAS_SCHEDULER_ENABLED": "false",

@@ -92,7 +92,9 @@ def build(
     make_settings: Any, rec: HttpRecorder, smtp: SmtpInbox, fake_slack: Any, **kwargs: Any
 ) -> Runtime:
     rt = Runtime.build(make_settings(slack_api_url=fake_slack.url))
-    document = config_file.parse(config_text(rec, smtp, fake_slack.url, **kwargs), {})
+    document = config_file.parse(
+        config_text(rec, smtp, fake_slack.url, **kwargs), {}, allow_private=True
+    )
     with rt.transaction() as session:
         config_file.apply(session, rt, document)
     fake_slack.add_user("U0ONCALL1", "oncall", email="oncall@example.com")

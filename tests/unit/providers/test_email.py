@@ -37,7 +37,9 @@ def provider(inbox: SmtpInbox, **overrides) -> EmailProvider:
         "recipients": ["sre@example.com", "oncall@example.com"],
     }
     values.update(overrides)
-    return EmailProvider(name="Mail", config=EmailConfig(**values), http=HttpClient())
+    return EmailProvider(
+        name="Mail", config=EmailConfig(**values), http=HttpClient(allow_private=True)
+    )
 
 
 def test_starttls_auth_delivers_multipart(inbox):
@@ -144,7 +146,7 @@ def test_connection_refused_is_retryable():
     config = EmailConfig(
         host="127.0.0.1", port=free_port(), from_email="imas@example.com", timeout=1
     )
-    p = EmailProvider(name="Mail", config=config, http=HttpClient())
+    p = EmailProvider(name="Mail", config=config, http=HttpClient(allow_private=True))
     with pytest.raises(RetryableProviderError) as err:
         p.send(make_notification(), Recipient("email", "a@example.com"), idempotency_key="k")
     assert err.value.code == "connection_error"
@@ -165,7 +167,7 @@ def test_silent_server_times_out():
             from_email="imas@example.com",
             timeout=0.5,
         )
-        p = EmailProvider(name="Mail", config=config, http=HttpClient())
+        p = EmailProvider(name="Mail", config=config, http=HttpClient(allow_private=True))
         with pytest.raises(RetryableProviderError) as err:
             p.send(make_notification(), Recipient("email", "a@example.com"), idempotency_key="k")
         assert err.value.code == "timeout"
