@@ -352,6 +352,7 @@ def war_room_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
     # and idempotent, so they run together (a slow Slack costs ~3 calls, not ~8).
     users = _resolve_slack_users(rt, api, people)
     pinned: dict[str, str] = {}
+    written: dict[str, Any] = {}
 
     def summary() -> None:
         ts = summary_ts
@@ -366,15 +367,21 @@ def war_room_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
                 raise
         pinned["ts"] = ts
 
-    _in_parallel(
-        lambda: api.call("conversations.setTopic", channel=channel_id, topic=topic_for(view)),
-        lambda: _invite(api, channel_id, users),
-        lambda: _bookmarks(api, channel_id, view),
-        summary,
-    )
+    topic = topic_for(view)
+
+    def set_topic() -> None:
+        api.call("conversations.setTopic", channel=channel_id, topic=topic)
+        written["topic"] = topic
+
+    def bookmarks() -> None:
+        written["bookmarks"] = _bookmarks(api, channel_id, view)
+
+    _in_parallel(set_topic, lambda: _invite(api, channel_id, users), bookmarks, summary)
     summary_ts = pinned["ts"]
     with rt.transaction() as session:
         incident = _load(session, item)
+        incident.war_room_topic = written["topic"]
+        incident.war_room_bookmarks = written["bookmarks"]
         incident_store.add_event(
             session,
             incident=incident,
@@ -415,13 +422,92 @@ def _invite(api: SlackApi, channel_id: str, users: list[str]) -> None:
         raise
 
 
-def _bookmarks(api: SlackApi, channel_id: str, view: IncidentView) -> None:
+def _wanted_bookmarks(view: IncidentView) -> list[tuple[str, str]]:
     wanted = [("Incident", view.incident_url), ("Runbook", view.runbook_url), ("LID", view.lid_url)]
+    return [(title, link) for title, link in wanted if link]
+
+
+def _bookmarks(api: SlackApi, channel_id: str, view: IncidentView) -> list[str]:
+    """At creation (and its retries): add the bookmarks the channel lacks; returns the
+    titles it now has."""
     existing = api.call("bookmarks.list", channel_id=channel_id).get("bookmarks", [])
-    titles = {b.get("title") for b in existing}
-    for title, link in wanted:
-        if link and title not in titles:
+    titles = {str(b.get("title")) for b in existing}
+    for title, link in _wanted_bookmarks(view):
+        if title not in titles:
             api.call("bookmarks.add", channel_id=channel_id, title=title, type="link", link=link)
+            titles.add(title)
+    return sorted(titles)
+
+
+def _refresh_topic(rt: Runtime, item: OutboxItem, api: SlackApi, channel_id: str) -> None:
+    """Set the topic only when it differs from what IMAS last wrote (stored), once, whatever
+    the number of refreshes running: the worker that records the new topic makes the call.
+
+    The topic is computed from the incident as it is now (not from the refresh's earlier
+    snapshot, which a later change may have overtaken). If another worker recorded a newer
+    topic while our call was in flight, our (older) call may have landed last: the newest
+    topic is then written again, so the room always ends on the current one."""
+    for _ in range(3):
+        with rt.transaction() as session:
+            incident = _load(session, item)
+            topic = topic_for(view_of(session, rt, incident))
+            old = incident.war_room_topic
+            if old == topic:
+                return
+            won = incident_store.swap_war_room_surface(
+                session, incident_id=incident.id, field="war_room_topic", old=old, new=topic
+            )
+        if not won:
+            return
+        try:
+            api.call("conversations.setTopic", channel=channel_id, topic=topic)
+        except Exception:
+            with rt.transaction() as session:  # let the retry (or the next refresh) set it
+                incident_store.swap_war_room_surface(
+                    session,
+                    incident_id=item.incident_id or 0,
+                    field="war_room_topic",
+                    old=topic,
+                    new=old,
+                )
+            raise
+        with rt.reading() as session:
+            latest = _load(session, item).war_room_topic
+        if latest == topic:
+            return
+        # A newer topic was recorded (and sent) while ours was in flight: send it again.
+        with rt.transaction() as session:
+            incident_store.swap_war_room_surface(
+                session,
+                incident_id=item.incident_id or 0,
+                field="war_room_topic",
+                old=latest,
+                new=None,
+            )
+
+
+def _refresh_bookmarks(
+    rt: Runtime, item: OutboxItem, api: SlackApi, channel_id: str, view: IncidentView
+) -> None:
+    """Add the bookmarks that appeared since IMAS last wrote them (the LID's, typically);
+    never re-reads the channel's bookmarks."""
+    with rt.transaction() as session:
+        incident = _load(session, item)
+        have = list(incident.war_room_bookmarks or [])
+        missing = [(t, link) for t, link in _wanted_bookmarks(view) if t not in have]
+        if not missing:
+            return
+        new = sorted({*have, *(t for t, _ in missing)})
+        if not incident_store.swap_war_room_surface(
+            session,
+            incident_id=incident.id,
+            field="war_room_bookmarks",
+            old=incident.war_room_bookmarks,
+            new=new,
+        ):
+            return
+    for title, link in missing:
+        api.call("bookmarks.add", channel_id=channel_id, title=title, type="link", link=link)
 
 
 def _post_summary(api: SlackApi, channel_id: str, view: IncidentView, item: OutboxItem) -> str:
@@ -585,8 +671,8 @@ def refresh_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
             text=fallback_text(view),
             blocks=war_room_summary_blocks(view),
         )
-        api.call("conversations.setTopic", channel=channel_id, topic=topic_for(view))
-        _bookmarks(api, channel_id, view)
+        _refresh_topic(rt, item, api, channel_id)
+        _refresh_bookmarks(rt, item, api, channel_id, view)
     if pending_announcements and not anchors:
         log.debug(
             "announcements not posted yet for %s; they will render current state", view.short_id

@@ -13,6 +13,7 @@ objects (header, buttons, options, modal labels) are not parsed by Slack and sta
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.domain.enums import OPEN_STATUSES as DOMAIN_OPEN_STATUSES
@@ -480,6 +481,59 @@ def note_text(actor: str, text: str) -> str:
 def status_update_text(actor: str, text: str) -> str:
     body = "\n".join(f">{esc(line)}" for line in text.splitlines())
     return slack_truncate(f"📣 *Status update* by {slack_fit(actor, 200)}:\n{body}", 3000)
+
+
+STATE_LINE_ICONS = {
+    "ACKNOWLEDGED": "👀",
+    "MITIGATED": "🩹",
+    "RESOLVED": "✅",
+    "TRIGGERED": "🔁",
+}
+
+
+def who_text(user_id: str | None, label: str) -> str:
+    """A person as Slack shows them: a mention when IMAS knows their user id."""
+    return mention_user(user_id) if user_id and is_slack_user_id(user_id) else slack_fit(label, 200)
+
+
+def when_text(at: datetime) -> str:
+    """A Slack date token: each reader sees the time in their own time zone."""
+    epoch = int(at.timestamp())
+    fallback = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{epoch}^{{time}}|{fallback}>"
+
+
+def state_change_line(
+    *,
+    kind: str,
+    actor_user_id: str | None,
+    actor_label: str,
+    at: datetime,
+    before: str | None = None,
+    after: str | None = None,
+    role: str | None = None,
+    holder_user_id: str | None = None,
+    holder_label: str | None = None,
+) -> str:
+    """One short war-room line per state change: who, what, when (``kind``: ``status``,
+    ``severity`` or ``role``). Every name is escaped; mentions come from ids only."""
+    who, when = who_text(actor_user_id, actor_label), when_text(at)
+    if kind == "status":
+        icon = STATE_LINE_ICONS.get(str(after), "•")
+        verb = {
+            "ACKNOWLEDGED": "acknowledged",
+            "MITIGATED": "marked mitigated",
+            "RESOLVED": "resolved",
+            "TRIGGERED": "reopened",
+        }.get(str(after), f"set to {slack_fit(after or '', 100)}")
+        return f"{icon} {who} {verb} the incident · {when}"
+    if kind == "severity":
+        return (
+            f"🌡️ {who} changed the severity {slack_fit(before or '', 100)} → "
+            f"*{slack_fit(after or '', 100)}* · {when}"
+        )
+    holder = who_text(holder_user_id, holder_label or "someone")
+    return f"🎭 {holder} is now *{slack_fit(role or '', 100)}* (set by {who}) · {when}"
 
 
 def final_summary_text(view: IncidentView, duration_minutes: int | None, lead: str | None) -> str:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Text, cast, func, or_, select
+from sqlalchemy import ColumnElement, Text, cast, func, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, selectinload
 
@@ -70,6 +71,33 @@ def idempotency_key_owned_by_other(session: Session, *, prefix: str, key: str) -
         .limit(1)
     )
     return found is not None
+
+
+def cast_result(result: Any) -> CursorResult[Any]:
+    """An UPDATE's result (a ``CursorResult``, whose ``rowcount`` says how many matched)."""
+    assert isinstance(result, CursorResult)
+    return result
+
+
+def swap_war_room_surface(
+    session: Session, *, incident_id: int, field: str, old: Any, new: Any
+) -> bool:
+    """Record ``new`` as what IMAS last wrote to the war room's ``field`` (``war_room_topic``
+    or ``war_room_bookmarks``) if it still holds ``old``. True: the caller won and must
+    make the Slack call; False: another worker already wrote this value (or a newer one)."""
+    column = getattr(Incident, field)
+    current = column.is_(None) if old is None else column == old
+    if field == "war_room_bookmarks":  # JSON does not compare in SQL: compare in Python
+        row = session.get(Incident, incident_id, with_for_update=True)
+        if row is None or row.war_room_bookmarks != old:
+            return False
+        row.war_room_bookmarks = new
+        session.flush()
+        return True
+    result = session.execute(
+        update(Incident).where(Incident.id == incident_id, current).values({field: new})
+    )
+    return bool(cast_result(result).rowcount)
 
 
 def get_by_war_room(session: Session, *, channel_id: str) -> Incident | None:

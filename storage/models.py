@@ -176,6 +176,9 @@ class Incident(Base):
     war_room_channel_name: Mapped[str | None] = mapped_column(String(80))
     war_room_url: Mapped[str | None] = mapped_column(String(2048))
     war_room_summary_ts: Mapped[str | None] = mapped_column(String(32))
+    # What IMAS last wrote to the war room, so a refresh writes only what changed.
+    war_room_topic: Mapped[str | None] = mapped_column(String(250))
+    war_room_bookmarks: Mapped[list[str] | None] = mapped_column(JSON)
     resolution_summary: Mapped[str | None] = mapped_column(Text)
     detected_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

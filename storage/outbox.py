@@ -122,3 +122,28 @@ def first_delivery(
 def depth(session: Session) -> dict[str, int]:
     rows = session.execute(select(OutboxItem.state, func.count()).group_by(OutboxItem.state))
     return {str(row[0]): int(row[1]) for row in rows}
+
+
+def earlier_unfinished(
+    session: Session,
+    *,
+    item: OutboxItem,
+    kind: str,
+    recipient_kind: str | None,
+    recipient: str | None,
+) -> bool:
+    """Whether a row of ``kind`` for the same incident and recipient, enqueued before
+    ``item``, is still to be done (pending, failed-and-retrying or in flight)."""
+    found = session.scalar(
+        select(OutboxItem.id)
+        .where(
+            OutboxItem.incident_id == item.incident_id,
+            OutboxItem.kind == kind,
+            OutboxItem.recipient_kind == recipient_kind,
+            OutboxItem.recipient == recipient,
+            OutboxItem.id < item.id,
+            OutboxItem.state.in_(OPEN_STATES),
+        )
+        .limit(1)
+    )
+    return found is not None

@@ -9,6 +9,8 @@ already in effect is rejected, so a double-click acts once.
 
 from __future__ import annotations
 
+import functools
+
 from sqlalchemy.orm import Session
 
 from bot import access
@@ -16,9 +18,11 @@ from bot.domain.actor import Actor
 from bot.domain.enums import INCIDENT_ROLES, SEVERITIES
 from bot.domain.errors import ConflictError, InputError, NotFoundError
 from bot.flows import followups
+from bot.flows.slack_steps import WAR_ROOM, enqueue_post
 from bot.outbox_kinds import OutboxKind, lid_sync_key, refresh_key, war_room_key
 from bot.router import route_event
 from bot.runtime import Runtime
+from providers.slack_blocks import state_change_line
 from storage import catalog
 from storage import incidents as incident_store
 from storage import outbox as outbox_store
@@ -73,6 +77,8 @@ def _after_change(
         idempotency_key=refresh_key(incident.id, f"ev{key}"),
     )
     followups.after_change(session, rt, incident=incident, event=event)
+    if event is not None:
+        _war_room_line(session, incident=incident, event=event, actor=actor)
     if rt.settings.google_enabled:
         outbox_store.enqueue(
             session,
@@ -80,6 +86,38 @@ def _after_change(
             incident_id=incident.id,
             idempotency_key=lid_sync_key(incident.id, f"ev{key}"),
         )
+
+
+def _war_room_line(
+    session: Session, *, incident: Incident, event: TimelineEvent, actor: Actor
+) -> None:
+    """One short line in the war room per state change (status, severity, role), so the
+    people in the room see every change where they work. The step waits for the room (or
+    skips when the incident has none)."""
+    data = event.data or {}
+    line = functools.partial(
+        state_change_line,
+        actor_user_id=actor.slack_user_id,
+        actor_label=actor.label,
+        at=event.at,
+    )
+    if event.type == "STATUS_CHANGE":
+        text = line(kind="status", after=str(data.get("to")))
+    elif event.type == "SEVERITY_CHANGE":
+        text = line(kind="severity", before=str(data.get("from")), after=str(data.get("to")))
+    elif event.type == "ROLE_ASSIGNED":
+        holder = catalog.get_person(session, ref=str(data.get("person") or ""))
+        text = line(
+            kind="role",
+            role=str(data.get("role")),
+            holder_user_id=holder.slack_user_id if holder else None,
+            holder_label=holder.label if holder else str(data.get("person") or "someone"),
+        )
+    else:
+        return
+    enqueue_post(
+        session, incident=incident, key=f"war_room_line:{event.id}", channel=WAR_ROOM, text=text
+    )
 
 
 def change_status(

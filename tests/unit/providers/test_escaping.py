@@ -18,6 +18,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
 
@@ -54,6 +55,8 @@ from tests.unit.providers.conftest import make_incident
 # -- what the test controls ------------------------------------------------------------
 
 SHORT_ID = "INC-A1B2C3"
+WHEN = datetime(2026, 12, 4, 16, 30, tzinfo=UTC)
+WHEN_EPOCH, WHEN_TEXT = int(WHEN.timestamp()), "2026-12-04 16:30 UTC"
 CHANNEL = "C0WARROOM01"
 USER = "U0ALICE01"
 BASE = make_incident()
@@ -69,6 +72,7 @@ ALLOWED_SLACK_TOKEN = re.compile(
         [
             re.escape(f"<#{CHANNEL}>"),
             re.escape(f"<@{USER}>"),
+            re.escape(f"<!date^{WHEN_EPOCH}^{{time}}|{WHEN_TEXT}>"),
             *(
                 re.escape(f"<{url}|{label}>")
                 for url in sorted(u for u in URLS if u)
@@ -239,6 +243,33 @@ SLACK_BUILDERS: dict[str, Callable[[Drawn], Any]] = {
         sb.oncall_line(d.team, d.actor, d.lead),  # not a user id: never a mention
     ],
     "declared_text": lambda d: sb.declared_text(SHORT_ID, d.title, "SEV1_CRITICAL"),
+    "who_text": lambda d: [sb.who_text(USER, d.actor), sb.who_text(d.actor, d.actor)],
+    "when_text": lambda d: sb.when_text(WHEN),
+    "state_change_line": lambda d: [
+        sb.state_change_line(
+            kind="status", actor_user_id=USER, actor_label=d.actor, at=WHEN, after="RESOLVED"
+        ),
+        sb.state_change_line(
+            kind="status", actor_user_id=d.actor, actor_label=d.actor, at=WHEN, after=d.title
+        ),
+        sb.state_change_line(
+            kind="severity",
+            actor_user_id=None,
+            actor_label=d.actor,
+            at=WHEN,
+            before=d.title,
+            after=d.note,
+        ),
+        sb.state_change_line(
+            kind="role",
+            actor_user_id=USER,
+            actor_label=d.actor,
+            at=WHEN,
+            role=d.role,
+            holder_user_id=d.lead,
+            holder_label=d.lead,
+        ),
+    ],
     "reminder_text": lambda d: sb.reminder_text(view(d), 95),
     "reminder_blocks": lambda d: sb.reminder_blocks(view(d), None),
     "escalation_here_text": lambda d: sb.escalation_here_text(view(d), 15),
