@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.domain.errors import Defer, PermanentProviderError, RetryableProviderError
+from bot.flows.slack_steps import enqueue_post
 from bot.naming import channel_name
 from bot.outbox import OutboxWorker
 from bot.outbox_kinds import OutboxKind, lid_key, lid_sync_key, refresh_key
@@ -24,7 +25,7 @@ from bot.runtime import Runtime
 from providers.base import IncidentView, Notification, Recipient
 from providers.slack import METADATA_EVENT, SlackProvider
 from providers.slack_api import SlackApi
-from providers.slack_blocks import fallback_text, war_room_summary_blocks
+from providers.slack_blocks import fallback_text, war_room_ready_text, war_room_summary_blocks
 from providers.text import one_line, slack_fit
 from storage import catalog
 from storage import incidents as incident_store
@@ -392,6 +393,16 @@ def war_room_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
             data={"channel_id": channel_id, "invited": users},
             external_key=f"war_room:{incident.id}",
         )
+        declarer = incident.declared_by
+        if declarer is not None and declarer.slack_user_id:
+            # The person who declared gets the way in, once the room exists.
+            enqueue_post(
+                session,
+                incident=incident,
+                key=f"war_room_ready:{incident.id}",
+                user=declarer.slack_user_id,
+                text=war_room_ready_text(incident.short_id, channel_id),
+            )
         _enqueue_refresh(session, incident, "war_room")
         if rt.settings.google_enabled:
             outbox_store.enqueue(

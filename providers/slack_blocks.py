@@ -20,6 +20,7 @@ from bot.domain.enums import OPEN_STATUSES as DOMAIN_OPEN_STATUSES
 from providers.base import SEVERITY_EMOJI, IncidentView
 from providers.text import (
     channel_ref,
+    is_slack_channel_id,
     is_slack_user_id,
     link,
     mention_user,
@@ -534,6 +535,12 @@ def state_change_line(
         )
     holder = who_text(holder_user_id, holder_label or "someone")
     return f"🎭 {holder} is now *{slack_fit(role or '', 100)}* (set by {who}) · {when}"
+
+
+def war_room_ready_text(short_id: str, channel_id: str) -> str:
+    """To the declarer, once the war room exists: the way in."""
+    room = channel_ref(channel_id) if is_slack_channel_id(channel_id) else slack_fit(channel_id, 80)
+    return f"🚨 The war room of {slack_fit(short_id, 40)} is ready: {room}"
 
 
 def final_summary_text(view: IncidentView, duration_minutes: int | None, lead: str | None) -> str:

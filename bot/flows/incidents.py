@@ -296,12 +296,14 @@ def change_severity(
     severity: str,
     ref: str | int | None = None,
     channel_id: str | None = None,
+    reason: str | None = None,
 ) -> Outcome:
+    """``reason`` (optional) is written to the timeline with the change."""
     wanted = parse_severity(severity)
 
     def change(session: Session, incident: Incident) -> _Change:
         lifecycle.change_severity(
-            session, rt, incident=incident, severity=wanted.value, actor=actor
+            session, rt, incident=incident, severity=wanted.value, actor=actor, reason=reason
         )
         return _Change(f"{incident.short_id} is now {wanted.value}.")
 

@@ -184,7 +184,13 @@ def change_status(
 
 
 def change_severity(
-    session: Session, rt: Runtime, *, incident: Incident, severity: str, actor: Actor
+    session: Session,
+    rt: Runtime,
+    *,
+    incident: Incident,
+    severity: str,
+    actor: Actor,
+    reason: str | None = None,
 ) -> Incident:
     if severity not in SEVERITIES:
         raise InputError(f"Severity must be one of {', '.join(SEVERITIES)}.", field="severity")
@@ -196,7 +202,8 @@ def change_severity(
         session,
         incident=incident,
         type="SEVERITY_CHANGE",
-        message=f"Severity changed from {previous} to {severity} by {actor.label}",
+        message=f"Severity changed from {previous} to {severity} by {actor.label}"
+        + (f": {reason.strip()}" if reason and reason.strip() else ""),
         actor=actor.label,
         source=actor.origin,
         data={"from": previous, "to": severity},

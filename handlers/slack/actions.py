@@ -24,29 +24,56 @@ from handlers.slack.common import (
 from handlers.slack.views import RESOLVE_CALLBACK, SEVERITY_CALLBACK, UPDATE_CALLBACK
 from providers.base import SEVERITY_EMOJI
 from providers.slack_blocks import ACTION_IDS, SEVERITY_CHOICES, option, plain
-from providers.text import channel_ref
+from providers.text import channel_ref, slack_fit
 
 
 def _modal(
-    callback: str, title: str, short_id: str, blocks: list[dict[str, Any]]
+    callback: str,
+    title: str,
+    short_id: str,
+    blocks: list[dict[str, Any]],
+    submit: str = "Submit",
+    context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    if context:
+        blocks = [incident_context_block(context), *blocks]
     return {
         "type": "modal",
         "callback_id": callback,
         "title": plain(title, 24),
-        "submit": plain("Submit", 24),
+        "submit": plain(submit, 24),
         "close": plain("Cancel", 24),
         "private_metadata": json.dumps({"incident": short_id}),
         "blocks": blocks,
     }
 
 
-def resolve_modal(short_id: str) -> dict[str, Any]:
+def incident_context_block(data: dict[str, Any]) -> dict[str, Any]:
+    """What the form is about: the incident's id, title, severity and status (escaped)."""
+    return {
+        "type": "section",
+        "block_id": "context",
+        "text": {
+            "type": "mrkdwn",
+            "text": slack_fit(
+                f"*{data['short_id']}* {data['title']}\n{data['severity']} · {data['status']}"
+                f" · {data['service']}",
+                3000,
+            ),
+        },
+    }
+
+
+def resolve_modal(short_id: str, context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The resolve form: the summary, and what happens next (the war room is archived
+    later, the LID and every announcement are updated, the people told are told again)."""
     return _modal(
         RESOLVE_CALLBACK,
         f"Resolve {short_id}",
         short_id,
-        [
+        submit="Resolve incident",
+        context=context,
+        blocks=[
             {
                 "type": "input",
                 "block_id": "summary",
@@ -57,17 +84,31 @@ def resolve_modal(short_id: str) -> dict[str, Any]:
                     "multiline": True,
                     "max_length": 3000,
                 },
-            }
+            },
+            {
+                "type": "context",
+                "block_id": "what_next",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": "Resolving updates the announcements, the pinned summary and "
+                        "the LID, tells everyone who was notified, and archives the war room "
+                        "later.",
+                    }
+                ],
+            },
         ],
     )
 
 
-def update_modal(short_id: str) -> dict[str, Any]:
+def update_modal(short_id: str, context: dict[str, Any] | None = None) -> dict[str, Any]:
     return _modal(
         UPDATE_CALLBACK,
         "Status update",
         short_id,
-        [
+        submit="Post update",
+        context=context,
+        blocks=[
             {
                 "type": "input",
                 "block_id": "status_text",
@@ -96,22 +137,38 @@ def update_modal(short_id: str) -> dict[str, Any]:
     )
 
 
-def severity_modal(short_id: str) -> dict[str, Any]:
+def severity_modal(short_id: str, context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The severity form, the current severity pre-selected, with an optional reason."""
+    current = (context or {}).get("severity")
+    choices = [option(f"{SEVERITY_EMOJI[s]} {s}", s) for s in SEVERITY_CHOICES]
+    select: dict[str, Any] = {
+        "type": "static_select",
+        "action_id": "severity",
+        "options": choices,
+    }
+    chosen = [o for o in choices if o["value"] == current]
+    if chosen:
+        select["initial_option"] = chosen[0]
     return _modal(
         SEVERITY_CALLBACK,
         "Change severity",
         short_id,
-        [
+        submit="Change severity",
+        context=context,
+        blocks=[
             {
                 "type": "input",
                 "block_id": "severity",
                 "label": plain("New severity", 2000),
-                "element": {
-                    "type": "static_select",
-                    "action_id": "severity",
-                    "options": [option(f"{SEVERITY_EMOJI[s]} {s}", s) for s in SEVERITY_CHOICES],
-                },
-            }
+                "element": select,
+            },
+            {
+                "type": "input",
+                "block_id": "reason",
+                "optional": True,
+                "label": plain("Why (goes to the timeline)", 2000),
+                "element": {"type": "plain_text_input", "action_id": "reason", "max_length": 500},
+            },
         ],
     )
 
@@ -139,16 +196,20 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
     def modal_button(builder: Any, action: Action) -> Any:
         def handle(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
             ack()
+            actor = actor_from(body, "button")
             try:
                 short_id = require_allowed(
-                    rt, actor_from(body, "button"), action, ref=body["actions"][0].get("value", "")
+                    rt, actor, action, ref=body["actions"][0].get("value", "")
                 )
+                context = incidents.show(rt, actor=actor, ref=short_id, detail=False)
             except ImasError as exc:
                 in_background(background, respond, ephemeral(error_text(exc)))
                 return
             in_background(
                 background,
-                lambda: client.views_open(trigger_id=body["trigger_id"], view=builder(short_id)),
+                lambda: client.views_open(
+                    trigger_id=body["trigger_id"], view=builder(short_id, context)
+                ),
             )
 
         return handle

@@ -130,12 +130,13 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
     def severity_submission(ack: Ack, body: dict[str, Any]) -> None:
         values = body["view"].get("state", {}).get("values", {})
         severity = state_value(values, "severity") or ""
+        reason = (state_value(values, "reason") or "").strip() or None
         _lifecycle_submission(
             ack,
             rt,
             body,
             lambda ref, actor: incidents.change_severity(
-                rt, actor=actor, ref=ref, severity=severity
+                rt, actor=actor, ref=ref, severity=severity, reason=reason
             ),
             "severity",
         )

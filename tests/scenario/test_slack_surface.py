@@ -81,3 +81,36 @@ def test_topic_and_bookmarks_change_only_when_needed_and_the_room_sees_each_chan
     settled(server, short_id)
     assert len(fake.messages(room)) == before
     assert len([c for c in fake.calls if c.method == "conversations.setTopic"]) == len(topics)
+
+
+def test_the_declarer_is_shown_the_way_in_and_forms_carry_context(running):  # noqa: F811
+    server, slack, fake = running
+    declare(slack, fake)
+    data = settled(server)
+    short_id, room = data["short_id"], data["war_room_channel_id"]
+    dm = fake.dm_channel(ALICE)
+    assert dm is not None
+    ready = [m for m in fake.messages(dm) if "war room of" in str(m.get("text"))]
+    assert len(ready) == 1 and f"<#{room}>" in ready[0]["text"]
+
+    fake.clear_calls()
+    slack.click("incident_severity", channel_id=SEED_CHANNEL)
+    view = fake.wait_for("views.open").args["view"]
+    view = view if isinstance(view, dict) else __import__("json").loads(view)
+    select = next(b for b in view["blocks"] if b.get("block_id") == "severity")["element"]
+    assert select["initial_option"]["value"] == "SEV1_CRITICAL"
+    assert short_id in str(view["blocks"][0]) and view["submit"]["text"] == "Change severity"
+    answer = slack.submit_view(
+        fake.last_view(), {"severity": "SEV2_HIGH", "reason": "only the replicas are down"}
+    )
+    assert answer.status_code == 200 and "errors" not in answer.text
+    data = settled(server, short_id)
+    assert any(
+        e["type"] == "SEVERITY_CHANGE" and e["message"].endswith(": only the replicas are down")
+        for e in data["timeline"]
+    )
+    fake.clear_calls()
+    slack.click("incident_resolve", channel_id=SEED_CHANNEL)
+    view = fake.wait_for("views.open").args["view"]
+    view = view if isinstance(view, dict) else __import__("json").loads(view)
+    assert view["submit"]["text"] == "Resolve incident" and short_id in str(view["blocks"][0])

@@ -245,6 +245,10 @@ SLACK_BUILDERS: dict[str, Callable[[Drawn], Any]] = {
     "declared_text": lambda d: sb.declared_text(SHORT_ID, d.title, "SEV1_CRITICAL"),
     "who_text": lambda d: [sb.who_text(USER, d.actor), sb.who_text(d.actor, d.actor)],
     "when_text": lambda d: sb.when_text(WHEN),
+    "war_room_ready_text": lambda d: [
+        sb.war_room_ready_text(SHORT_ID, CHANNEL),
+        sb.war_room_ready_text(d.title, d.note),  # not ids: plain text, never markup
+    ],
     "state_change_line": lambda d: [
         sb.state_change_line(
             kind="status", actor_user_id=USER, actor_label=d.actor, at=WHEN, after="RESOLVED"
