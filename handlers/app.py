@@ -22,7 +22,15 @@ from bot.domain.errors import AuthenticationError
 from bot.runtime import Runtime
 from handlers.api import install as install_api
 from handlers.pages import install as install_pages
-from handlers.slack.app import ReplayCache, build_bolt_app, dedup_key, first_time, verify_signature
+from handlers.slack.app import (
+    SlackBodyRefused,
+    build_bolt_app,
+    dedup_key,
+    first_time,
+    media_type,
+    parse_slack_body,
+    verify_signature,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +77,6 @@ def create_app(rt: Runtime) -> FastAPI:
     app.state.rt = rt
 
     bolt = None
-    replays = ReplayCache()
     if rt.settings.slack_enabled:
         bolt, background = build_bolt_app(rt)
         app.state.slack_background = background
@@ -101,18 +108,19 @@ def create_app(rt: Runtime) -> FastAPI:
         except AuthenticationError as exc:
             metrics.SLACK_REJECTED.inc()
             return JSONResponse({"error": str(exc)}, status_code=401)
-        key = dedup_key(headers, body)
-        if key is not None:
-            if key.startswith("slack-event:"):  # Slack retries events, maybe to another replica
-                fresh = await run_in_threadpool(first_time, rt, key)
-            else:
-                fresh = replays.first_time(key)
-            if not fresh:
-                return Response(status_code=200, headers={"X-Slack-No-Retry": "1"})
+        try:
+            payload = parse_slack_body(headers, body)
+        except SlackBodyRefused as exc:
+            metrics.SLACK_REJECTED.inc()
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        key = dedup_key(headers, body, payload)
+        if key is not None and not await run_in_threadpool(first_time, rt, key):
+            return Response(status_code=200, headers={"X-Slack-No-Retry": "1"})
         bolt_request = BoltRequest(
             body=body.decode("utf-8"),
             query=request.url.query,
-            headers={k: [v] for k, v in headers.items()},
+            # Bolt reads the body by this header: give it the type the body was parsed as
+            headers={k: [v] for k, v in headers.items()} | {"content-type": [media_type(headers)]},
         )
         bolt_response = await run_in_threadpool(bolt.dispatch, bolt_request)
         return Response(
