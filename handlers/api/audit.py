@@ -58,14 +58,25 @@ def build_router(rt: Runtime) -> APIRouter:
         actor: Annotated[
             str | None, Query(max_length=200, description="actor_ref or actor label")
         ] = None,
-        door: Annotated[str | None, Query(description=", ".join(audit_store.DOORS))] = None,
+        door: Annotated[
+            str | None,
+            Query(
+                description="the door the act came through",
+                json_schema_extra={"enum": list(audit_store.DOORS)},
+            ),
+        ] = None,
         target_type: Annotated[
             str | None, Query(max_length=32, description="incident, token, user, ...")
         ] = None,
         target: Annotated[
             str | None, Query(max_length=255, description="e.g. an incident short id")
         ] = None,
-        outcome: Annotated[str | None, Query(description="ok or denied")] = None,
+        outcome: Annotated[
+            str | None,
+            Query(
+                description="ok or denied", json_schema_extra={"enum": list(audit_store.OUTCOMES)}
+            ),
+        ] = None,
         since: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
         until: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
     ) -> Any:

@@ -185,7 +185,14 @@ def build_router(rt: Runtime) -> APIRouter:
     def create_incident(
         principal: Viewer,
         body: Annotated[IncidentCreate, Depends(json_body(IncidentCreate))],
-        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias="Idempotency-Key",
+                description="1 to 200 printable characters; a repeat returns the first incident",
+                json_schema_extra={"minLength": 1, "maxLength": 200, "pattern": "^[ -~]+$"},
+            ),
+        ] = None,
     ) -> Any:
         """Declare an incident; the same orchestration as Slack follows (war room,
         announcements, LID)."""
