@@ -23,15 +23,24 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
 from sqlalchemy.orm import Session
 
 from bot.access import PERMISSIONS_KEY, Action
 from bot.domain.enums import SEVERITIES, AccessRole
 from bot.domain.errors import ConfigError, InputError
+from bot.domain.text import control_character
 from bot.runtime import Runtime
 from providers.guard import AddressPolicy
 from providers.registry import provider_class, validate_provider_config
@@ -41,22 +50,33 @@ from storage.models import AlertRule, ImpactScope, NotificationProviderRow, Serv
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
+def _single_line(value: str) -> str:
+    code = control_character(value)
+    if code is not None:
+        raise ValueError(f"must not contain control characters or line breaks (found {code})")
+    return value
+
+
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_single_line)]
+Line = Annotated[str, AfterValidator(_single_line)]  # e-mail addresses, people: header-bound
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class TeamConfig(_Model):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     slack_channel_id: str | None = None
-    email: str | None = None
-    current_on_call: str | None = None
-    members: list[str] = Field(default_factory=list)
+    email: Line | None = None
+    current_on_call: Line | None = None
+    members: list[Line] = Field(default_factory=list)
     escalation_timeout_minutes: int = Field(15, ge=1, le=10080)
     escalation_levels: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class ServiceConfig(_Model):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     owner_team: str | None = None
     criticality: Literal["TIER_1_CRITICAL", "TIER_2", "TIER_3"] = "TIER_2"
     runbook_url: str | None = None
@@ -66,9 +86,9 @@ class ServiceConfig(_Model):
 
 
 class ScopeConfig(_Model):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     description: str = ""
-    notify_emails: list[str] = Field(default_factory=list)
+    notify_emails: list[Line] = Field(default_factory=list)
     slack_channel_id: str | None = None
 
 
@@ -87,7 +107,7 @@ class FiltersConfig(_Model):
 
 
 class ProviderEntry(_Model):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     type: str
     is_active: bool = True
     config: dict[str, Any] = Field(default_factory=dict)

@@ -2,7 +2,7 @@
 
 Any string works as ``IMAS_SECRET_KEY`` (it is stretched with SHA-256 into a Fernet key).
 On the embedded SQLite default without ``IMAS_SECRET_KEY``, a random key is generated once
-into ``<database>.key`` (mode 0600) beside the database file, so a first run needs no
+into ``<database>.key`` (mode 0600, its folder 0700 when IMAS creates it) beside the database file, so a first run needs no
 setup; a server database requires the setting (every replica needs the same key).
 """
 
@@ -57,7 +57,7 @@ def secret_box(settings: Settings) -> SecretBox:
         raise ConfigError("IMAS_SECRET_KEY is required with a server database")
     path = key_file_for(settings)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(32))

@@ -6,11 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from bot.crypto import key_file_for
 from bot.domain.errors import ImasError, ProviderError
 from bot.runtime import Runtime
 from providers.base import IncidentView, Notification, Recipient
 from providers.slack_api import SlackApi
 from storage import catalog
+from storage.db import exposed_files, sqlite_files
 
 
 @dataclass
@@ -49,6 +51,7 @@ def run_checks(rt: Runtime) -> list[Check]:
             results.append(Check(name, False, exc.describe()))
         except ImasError as exc:
             results.append(Check(name, False, str(exc)))
+    results.extend(_files_at_rest(rt))
     lid = None
     try:
         lid = rt.lid()
@@ -62,6 +65,27 @@ def run_checks(rt: Runtime) -> list[Check]:
         for item in lid.check():
             results.append(Check("google lid", bool(item.ok), str(item.detail)))
     return results
+
+
+def _files_at_rest(rt: Runtime) -> list[Check]:
+    """The SQLite database, its WAL/SHM files and the generated key file must be private
+    to the IMAS user (they hold every incident and the key to the provider secrets)."""
+    paths = sqlite_files(rt.settings.database_url)
+    if not paths:
+        return []
+    if rt.settings.secret_key is None:
+        paths.append(key_file_for(rt.settings))
+    exposed = exposed_files(paths)
+    if not exposed:
+        return [Check("files at rest", True, "database and key files are private (0600)")]
+    listed = ", ".join(f"{path} ({mode:04o})" for path, mode in exposed)
+    return [
+        Check(
+            "files at rest",
+            False,
+            f"readable or writable by other users: {listed}; run chmod 600 on them",
+        )
+    ]
 
 
 def _slack_checks(api: SlackApi, teams: list[tuple[str, str | None]]) -> list[Check]:

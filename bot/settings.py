@@ -63,6 +63,9 @@ class Settings(BaseSettings):
         None, validation_alias="IMAS_SENTRY_CLIENT_SECRET"
     )
     max_body_bytes: int = Field(1_048_576, gt=0, validation_alias="IMAS_MAX_BODY_BYTES")
+    # Addresses/networks (comma-separated) whose X-Forwarded-For / -Proto IMAS believes;
+    # empty (the default): nobody's, the peer address is the client.
+    trusted_proxies: str = Field("", validation_alias="IMAS_TRUSTED_PROXIES")
 
     google_service_account_file: Path | None = Field(
         None, validation_alias="GOOGLE_SERVICE_ACCOUNT_FILE"
@@ -86,6 +89,19 @@ class Settings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: str) -> str:
+        import ipaddress
+
+        entries = [item.strip() for item in value.split(",") if item.strip()]
+        for item in entries:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return ",".join(entries)
 
     @field_validator("log_format")
     @classmethod

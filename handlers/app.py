@@ -7,12 +7,17 @@ loop), so a slow request never blocks the others.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
+import re
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from slack_bolt.request import BoltRequest
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
@@ -22,7 +27,15 @@ from bot.domain.errors import AuthenticationError
 from bot.runtime import Runtime
 from handlers.api import install as install_api
 from handlers.pages import install as install_pages
-from handlers.slack.app import ReplayCache, build_bolt_app, dedup_key, first_time, verify_signature
+from handlers.slack.app import (
+    SlackBodyRefused,
+    build_bolt_app,
+    dedup_key,
+    first_time,
+    media_type,
+    parse_slack_body,
+    verify_signature,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +71,89 @@ class RequestTimer:
             )
 
 
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
+
+class SecurityHeaders:
+    """ASGI middleware adding the security headers to every response (pages to come
+    included): a Content-Security-Policy without inline script or style (a route may set
+    its own, as ``/api/docs`` does), no framing, no sniffing, no referrer off-site, HSTS
+    when ``IMAS_BASE_URL`` is https. A redirect's absolute ``Location`` (Starlette builds
+    the trailing-slash redirects from the ``Host`` header) is rebuilt on ``IMAS_BASE_URL``.
+    """
+
+    def __init__(self, app: Any, *, base_url: str) -> None:
+        self.app = app
+        self.base_url = base_url.rstrip("/")
+        self.headers: list[tuple[bytes, bytes]] = [
+            (b"x-frame-options", b"DENY"),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"same-origin"),
+        ]
+        if base_url.startswith("https://"):
+            self.headers.append((b"strict-transport-security", b"max-age=31536000"))
+
+    def _location(self, value: bytes) -> bytes:
+        target = urlsplit(value.decode("latin-1"))
+        if not target.scheme and not target.netloc:
+            return value  # relative: resolved against the address the client used
+        rebuilt = self.base_url + (target.path or "/")
+        if target.query:
+            rebuilt += "?" + target.query
+        return rebuilt.encode("latin-1")
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_wrapper(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (name, self._location(value) if name.lower() == b"location" else value)
+                    for name, value in message.get("headers", [])
+                ]
+                present = {name.lower() for name, _ in headers}
+                if b"content-security-policy" not in present:
+                    headers.append((b"content-security-policy", CSP.encode()))
+                headers += [h for h in self.headers if h[0] not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
+def docs_page(openapi_url: str) -> HTMLResponse:
+    """Swagger UI (scripts from its CDN) with a CSP naming its one inline script by hash."""
+    page = get_swagger_ui_html(openapi_url=openapi_url, title="IMAS - API")
+    text = bytes(page.body).decode()
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
+        for script in re.findall(r"<script>(.*?)</script>", text, flags=re.S)
+    )
+    cdn = "https://cdn.jsdelivr.net"
+    page.headers["Content-Security-Policy"] = (
+        f"default-src 'none'; script-src {cdn} {hashes}; style-src {cdn}; "
+        f"img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+    return page
+
+
 def create_app(rt: Runtime) -> FastAPI:
     app = FastAPI(
         title="IMAS",
         version="0.1.0",
         openapi_url="/api/schema",
-        docs_url="/api/docs",
+        docs_url=None,  # served below, with its own CSP
         redoc_url=None,
     )
     app.state.rt = rt
 
     bolt = None
-    replays = ReplayCache()
     if rt.settings.slack_enabled:
         bolt, background = build_bolt_app(rt)
         app.state.slack_background = background
@@ -101,18 +185,19 @@ def create_app(rt: Runtime) -> FastAPI:
         except AuthenticationError as exc:
             metrics.SLACK_REJECTED.inc()
             return JSONResponse({"error": str(exc)}, status_code=401)
-        key = dedup_key(headers, body)
-        if key is not None:
-            if key.startswith("slack-event:"):  # Slack retries events, maybe to another replica
-                fresh = await run_in_threadpool(first_time, rt, key)
-            else:
-                fresh = replays.first_time(key)
-            if not fresh:
-                return Response(status_code=200, headers={"X-Slack-No-Retry": "1"})
+        try:
+            payload = parse_slack_body(headers, body)
+        except SlackBodyRefused as exc:
+            metrics.SLACK_REJECTED.inc()
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        key = dedup_key(headers, body, payload)
+        if key is not None and not await run_in_threadpool(first_time, rt, key):
+            return Response(status_code=200, headers={"X-Slack-No-Retry": "1"})
         bolt_request = BoltRequest(
             body=body.decode("utf-8"),
             query=request.url.query,
-            headers={k: [v] for k, v in headers.items()},
+            # Bolt reads the body by this header: give it the type the body was parsed as
+            headers={k: [v] for k, v in headers.items()} | {"content-type": [media_type(headers)]},
         )
         bolt_response = await run_in_threadpool(bolt.dispatch, bolt_request)
         return Response(
@@ -144,7 +229,12 @@ def create_app(rt: Runtime) -> FastAPI:
     def prometheus_metrics() -> Response:
         return PlainTextResponse(metrics.render(rt), media_type=metrics.CONTENT_TYPE)
 
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        return docs_page("/api/schema")
+
     install_pages(app, rt)
     install_api(app, rt)
     app.add_middleware(RequestTimer)
+    app.add_middleware(SecurityHeaders, base_url=rt.settings.base_url)
     return app

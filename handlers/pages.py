@@ -1,25 +1,29 @@
 """The "View incident" page linked from every Slack message: a read-only HTML summary.
 
-It is meant to sit behind the organisation's SSO proxy like any internal tool. The
-reader is anonymous to IMAS, so the access policy shows public incidents only.
+Authentication: until the dashboard's sessions exist, the page answers only to a valid
+API token in the ``Authorization`` header (``Token <t>`` / ``Bearer <t>``, as the REST
+API), and shows what that token may see (the access policy decides: a private incident
+is a 404 like an unknown one). Without a token: 401. The styles are a served stylesheet
+(``/static/imas.css``) so the Content-Security-Policy allows no inline code at all.
 """
 
 from __future__ import annotations
 
 import html
 
-from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
 
-from bot.domain.actor import Actor
-from bot.domain.enums import AccessRole
 from bot.domain.errors import ImasError
 from bot.flows import incidents
 from bot.runtime import Runtime
+from handlers.api.auth import authenticate_token, credentials
 
-# Nobody signs in to this page (yet): it sees what a viewer who is involved in nothing
-# sees, so a private incident answers 404 like an unknown one (the access policy decides).
-ANONYMOUS = Actor(label="anonymous", source="web", role=AccessRole.VIEWER, ref="anonymous")
+STYLESHEET = (
+    "body{font-family:sans-serif;max-width:60rem;margin:2rem auto}"
+    "td{padding:.2rem .6rem;vertical-align:top}\n"
+)
+STYLESHEET_PATH = "/static/imas.css"
 
 
 def render(data: dict[str, object]) -> str:
@@ -31,10 +35,11 @@ def render(data: dict[str, object]) -> str:
     )
     links = []
     for label, key in (("LID document", "lid_url"), ("War room", "war_room_url")):
-        if data.get(key):
-            links.append(f'<a href="{e(str(data[key]))}">{label}</a>')
+        url = str(data.get(key) or "")
+        if url.startswith(("https://", "http://")):  # never javascript: or data: links
+            links.append(f'<a href="{e(url)}" rel="noopener noreferrer">{label}</a>')
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{e(str(data["short_id"]))}</title>
-<style>body{{font-family:sans-serif;max-width:60rem;margin:2rem auto}}td{{padding:.2rem .6rem;vertical-align:top}}</style>
+<link rel="stylesheet" href="{STYLESHEET_PATH}">
 </head><body><h1>{e(str(data["short_id"]))} — {e(str(data["title"]))}</h1>
 <p><b>{e(str(data["severity"]))}</b> · <b>{e(str(data["status"]))}</b> · service {e(str(data["service"]))}
 · team {e(str(data["team"] or "—"))} · lead {e(str(data["lead"] or "—"))}</p>
@@ -42,11 +47,31 @@ def render(data: dict[str, object]) -> str:
 <h2>Timeline</h2><table>{rows}</table></body></html>"""
 
 
+def _message(title: str, status: int, **headers: str) -> HTMLResponse:
+    return HTMLResponse(
+        f"<!doctype html><title>{title}</title><h1>{title}</h1>",
+        status_code=status,
+        headers=headers,
+    )
+
+
 def install(app: FastAPI, rt: Runtime) -> None:
+    @app.get(STYLESHEET_PATH, include_in_schema=False)
+    def stylesheet() -> Response:
+        return Response(
+            STYLESHEET,
+            media_type="text/css",
+            headers={"Cache-Control": "public, max-age=3600"},
+        )
+
     @app.get("/incidents/{ref}", response_class=HTMLResponse, include_in_schema=False)
-    def incident_page(ref: str) -> HTMLResponse:
+    def incident_page(ref: str, request: Request) -> HTMLResponse:
         try:
-            data = incidents.show(rt, actor=ANONYMOUS, ref=ref, detail=True)
+            principal = authenticate_token(rt, credentials(request.headers.get("authorization")))
+        except ImasError:  # AuthenticationError, or a token row that no longer resolves
+            return _message("Authentication required", 401, **{"WWW-Authenticate": "Token"})
+        try:
+            data = incidents.show(rt, actor=principal.actor(via="web"), ref=ref, detail=True)
         except ImasError:
-            return HTMLResponse("<h1>No such incident</h1>", status_code=404)
-        return HTMLResponse(render(data))
+            return _message("No such incident", 404)
+        return HTMLResponse(render(data), headers={"Cache-Control": "no-store"})

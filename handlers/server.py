@@ -52,6 +52,10 @@ class Server:
                 log_config=None,
                 access_log=False,
                 timeout_graceful_shutdown=10,
+                # X-Forwarded-* only from IMAS_TRUSTED_PROXIES (uvicorn trusts loopback
+                # by default, which let anyone on the host pick their client address)
+                proxy_headers=bool(settings.trusted_proxies),
+                forwarded_allow_ips=settings.trusted_proxies or "",
             )
         )
         self._thread: threading.Thread | None = None

@@ -31,7 +31,15 @@ def get_person(session: Session, *, ref: str) -> Person | None:
     """The person named by an e-mail address or a Slack user id, if known."""
     if looks_like_slack_user(ref):
         return session.scalar(select(Person).where(Person.slack_user_id == ref))
-    return session.scalar(select(Person).where(func.lower(Person.email) == ref.lower()))
+    wanted = ref.strip().lower()
+    found = session.scalar(select(Person).where(func.lower(Person.email) == wanted))
+    if found is None and not wanted.isascii():
+        # SQLite's lower() folds ASCII only: compare non-ASCII addresses in Python, so
+        # both databases find the same person (people tables are small).
+        for person in session.scalars(select(Person).where(Person.email.is_not(None))):
+            if person.email is not None and person.email.strip().lower() == wanted:
+                return person
+    return found
 
 
 def ensure_person(

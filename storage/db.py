@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -34,10 +35,59 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL (None for in-memory databases and other URLs)."""
+    if not url.startswith("sqlite"):
+        return None
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def create_private_file(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 (its folder 0700) unless it exists.
+
+    Done before SQLite opens the database: SQLite gives the ``-wal`` and ``-shm`` files
+    the permissions of the database file, so all three stay private to the IMAS user
+    whatever the umask. Existing files are left as they are (``imas doctor`` warns).
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
+def exposed_files(paths: list[Path]) -> list[tuple[Path, int]]:
+    """Those of ``paths`` that exist and that group or others may access, with their mode."""
+    found = []
+    for path in paths:
+        try:
+            mode = path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            found.append((path, mode))
+    return found
+
+
+def sqlite_files(url: str) -> list[Path]:
+    """The database file and its WAL and shared-memory files (empty for non-SQLite)."""
+    path = sqlite_file(normalise_url(url))
+    if path is None:
+        return []
+    return [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
+
+
 def make_engine(url: str, *, pool_size: int = 40) -> Engine:
     """Create an engine configured for IMAS on SQLite or PostgreSQL."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
+        path = sqlite_file(url)
+        if path is not None:
+            create_private_file(path)
         kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
         if url in ("sqlite://", "sqlite:///:memory:"):
             kwargs["poolclass"] = StaticPool
@@ -123,6 +173,7 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
         yield
         return
     lock_path = Path(database + ".migrate.lock")
+    create_private_file(lock_path)
     with open(lock_path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

@@ -49,10 +49,17 @@ def insert_incident(session: Session, *, incident: Incident, attempts: int = 8) 
 
 
 def get_incident(session: Session, *, ref: str | int) -> Incident | None:
-    """By numeric id or short id (``INC-A1B2C3``, case-insensitive)."""
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        return session.get(Incident, int(ref))
-    return session.scalar(select(Incident).where(Incident.short_id == ref.strip().upper()))
+    """By numeric id or short id (``INC-A1B2C3``, case-insensitive). Anything else
+    (ids beyond 64 bits, non-ASCII digits, very long strings) is simply not found."""
+    if isinstance(ref, str):
+        ref = ref.strip()
+        if ref.isascii() and ref.isdigit():
+            ref = int(ref) if len(ref) <= 19 else 0
+    if isinstance(ref, int):
+        return session.get(Incident, ref) if 0 < ref < 2**63 else None
+    if len(ref) > 64:
+        return None
+    return session.scalar(select(Incident).where(Incident.short_id == ref.upper()))
 
 
 def get_by_idempotency_key(session: Session, *, key: str) -> Incident | None:

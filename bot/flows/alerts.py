@@ -65,6 +65,7 @@ from bot.domain.actor import Actor
 from bot.domain.alerts import ParsedAlert
 from bot.domain.enums import SEVERITIES
 from bot.domain.errors import InputError
+from bot.domain.text import clean_text
 from bot.flows.declare import TITLE_MAX, DeclareInput, declare_incident
 from bot.flows.lifecycle import change_status
 from bot.runtime import Runtime
@@ -408,7 +409,7 @@ def _declare_for(
 
 
 def _title(alert: ParsedAlert) -> str:
-    title = " ".join((alert.summary or alert.name).split())
+    title = clean_text(alert.summary or alert.name)  # alerts are normalised, not refused
     if len(title) > TITLE_MAX:
         title = title[: TITLE_MAX - 1] + "…"
     return title or f"{alert.source} alert"
@@ -423,7 +424,7 @@ def _description(alert: ParsedAlert) -> str:
         lines.append("Labels: " + ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items())))
     if alert.url:
         lines.append(f"Source: {alert.url}")
-    text = "\n".join(lines)
+    text = clean_text("\n".join(lines), multiline=True)
     return text[:_DESCRIPTION_MAX]
 
 

@@ -24,6 +24,7 @@ from bot import access, audit
 from bot.domain.actor import Actor
 from bot.domain.enums import parse_severity
 from bot.domain.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
+from bot.domain.text import text_problem
 from bot.flows import scheduled
 from bot.outbox_kinds import OutboxKind, lid_key, war_room_key
 from bot.router import route_event
@@ -60,6 +61,8 @@ def validate(data: DeclareInput) -> dict[str, str]:
         errors["title"] = "A title is required."
     elif len(title) > TITLE_MAX:
         errors["title"] = f"The title must be at most {TITLE_MAX} characters."
+    elif problem := text_problem(title, "title"):
+        errors["title"] = problem
     try:
         parse_severity(data.severity)
     except InputError as exc:
@@ -68,6 +71,8 @@ def validate(data: DeclareInput) -> dict[str, str]:
         errors["service"] = "A service is required."
     if len(data.description or "") > 10000:
         errors["description"] = "The description must be at most 10000 characters."
+    elif problem := text_problem(data.description, "description", multiline=True):
+        errors["description"] = problem
     return errors
 
 

@@ -35,6 +35,7 @@ from bot.domain.enums import (
     parse_status,
 )
 from bot.domain.errors import InputError, NotFoundError
+from bot.domain.text import check_text
 from bot.flows import lifecycle, paging, pins, scheduled
 from bot.flows import repair as repair_flow
 from bot.presenter import incident_json, view_of
@@ -264,6 +265,8 @@ def set_status(
 ) -> Outcome:
     """Acknowledge / mitigate / resolve (``summary``: the resolution) / reopen. ``note``
     (other statuses) is added to the timeline in the same transaction."""
+    check_text(summary, "summary", label="resolution summary", multiline=True)
+    check_text(note, "note", multiline=True)
     target = parse_status(status)
 
     def change(session: Session, incident: Incident) -> _Change:
@@ -321,6 +324,7 @@ def add_note(
     channel_id: str | None = None,
 ) -> Outcome:
     """``data``: the timeline event (``event_json``)."""
+    check_text(text, "text", label="note", multiline=True)
 
     def change(session: Session, incident: Incident) -> _Change:
         event = lifecycle.add_note(session, rt, incident=incident, text=text, actor=actor)
@@ -339,6 +343,9 @@ def post_update(
     impact: str | None = None,
     next_update_minutes: int | None = None,
 ) -> Outcome:
+    check_text(text, "text", label="update", multiline=True)
+    check_text(impact, "impact", multiline=True)
+
     def change(session: Session, incident: Incident) -> _Change:
         event = lifecycle.post_status_update(
             session,
@@ -366,6 +373,7 @@ def assign_role(
     channel_id: str | None = None,
 ) -> Outcome:
     """``person``: a Slack user id or an e-mail address."""
+    check_text(person, "person")
     wanted = parse_incident_role(role)
 
     def change(session: Session, incident: Incident) -> _Change:
@@ -389,6 +397,9 @@ def edit(
 ) -> Outcome:
     """Declarative update (REST PATCH): values equal to the current ones are skipped, so an
     empty or repeated edit writes nothing (and no audit row)."""
+    check_text(title, "title")
+    check_text(description, "description", multiline=True)
+    check_text(lead, "lead")
     wanted = parse_severity(severity) if severity is not None else None
 
     def change(session: Session, incident: Incident) -> _Change:

@@ -10,6 +10,7 @@ validation):
 ``PermissionDeniedError``                             403
 body over ``IMAS_MAX_BODY_BYTES``                     413
 too many failed logins                                429 with ``Retry-After``
+method not allowed on an existing path                405 with ``Allow`` (every method)
 database unreachable (``OperationalError`` ...)       503 with ``Retry-After``
 ====================================================  ======================================
 
@@ -22,12 +23,17 @@ echoed; database errors are reported by class name only).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from bot.domain.errors import AuthenticationError, InputError, PermissionDeniedError
 from bot.runtime import Runtime
@@ -75,6 +81,35 @@ def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _flat_routes(routes: Iterable[Any]) -> Iterator[Any]:
+    """Every route, with the routers added by ``include_router`` opened (FastAPI keeps
+    them as one wrapper route each; IMAS includes them without a prefix)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _flat_routes(inner.routes)
+        else:
+            yield route
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's HTTP errors as usual, except that a 405 lists in ``Allow`` the methods
+    of every route on that path (FastAPI has one route per method: Starlette named only
+    the first one it met)."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        allowed: set[str] = set()
+        for route in _flat_routes(request.app.router.routes):
+            methods = getattr(route, "methods", None)
+            if methods and route.matches(request.scope)[0] != Match.NONE:  # same path
+                allowed |= set(methods)
+        if allowed:
+            exc = StarletteHTTPException(
+                405, exc.detail, headers={"Allow": ", ".join(sorted(allowed))}
+            )
+    return await http_exception_handler(request, exc)
+
+
 def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
     log.warning("database unavailable: %s", type(exc).__name__)
     return JSONResponse(
@@ -94,6 +129,7 @@ def install(app: FastAPI, rt: Runtime) -> None:
     app.add_exception_handler(AuthenticationError, _authentication_error)
     app.add_exception_handler(PermissionDeniedError, _permission_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     for error in (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError):
         app.add_exception_handler(error, _unavailable)
     app.include_router(build_router(rt))

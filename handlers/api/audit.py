@@ -9,7 +9,7 @@ value is a 400.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from bot.domain.errors import InputError
 from bot.runtime import Runtime
 from handlers.api.auth import Principal, require
+from handlers.api.body import utc_instant
 from handlers.api.pages import PageParams, page_params, paginated
 from handlers.api.schemas import AuditPage, ErrorOut
 from storage import audit as audit_store
@@ -39,12 +40,6 @@ def _choice(value: str | None, allowed: tuple[str, ...], name: str) -> str | Non
     return word
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
 def build_router(rt: Runtime) -> APIRouter:
     router = APIRouter(responses=ERRORS)
 
@@ -63,14 +58,25 @@ def build_router(rt: Runtime) -> APIRouter:
         actor: Annotated[
             str | None, Query(max_length=200, description="actor_ref or actor label")
         ] = None,
-        door: Annotated[str | None, Query(description=", ".join(audit_store.DOORS))] = None,
+        door: Annotated[
+            str | None,
+            Query(
+                description="the door the act came through",
+                json_schema_extra={"enum": list(audit_store.DOORS)},
+            ),
+        ] = None,
         target_type: Annotated[
             str | None, Query(max_length=32, description="incident, token, user, ...")
         ] = None,
         target: Annotated[
             str | None, Query(max_length=255, description="e.g. an incident short id")
         ] = None,
-        outcome: Annotated[str | None, Query(description="ok or denied")] = None,
+        outcome: Annotated[
+            str | None,
+            Query(
+                description="ok or denied", json_schema_extra={"enum": list(audit_store.OUTCOMES)}
+            ),
+        ] = None,
         since: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
         until: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
     ) -> Any:
@@ -84,8 +90,8 @@ def build_router(rt: Runtime) -> APIRouter:
             target_type=target_type or None,
             target=target or None,
             outcome=_choice(outcome, audit_store.OUTCOMES, "outcome"),
-            since=_aware(since),
-            until=_aware(until),
+            since=utc_instant(since, "since"),
+            until=utc_instant(until, "until"),
         )
         with rt.reading() as session:
             count, rows = audit_store.list_entries(

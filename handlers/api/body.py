@@ -17,6 +17,7 @@ import json
 import math
 import re
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request
@@ -28,6 +29,18 @@ from bot.runtime import Runtime
 MAX_DEPTH = 64
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 M = TypeVar("M", bound=BaseModel)
+
+
+def utc_instant(value: datetime | None, field: str) -> datetime | None:
+    """A query-string time as an aware UTC datetime (no offset means UTC). Times whose UTC
+    equivalent falls outside years 1-9999 (``0001-01-01T00:00:01+00:03``) are InputError
+    400, not an OverflowError further down."""
+    if value is None:
+        return None
+    try:
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise InputError(f"{field}: out of range once converted to UTC.", field=field) from None
 
 
 def too_large(max_bytes: int) -> HTTPException:

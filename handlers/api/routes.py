@@ -28,7 +28,7 @@ GET  /api/v1/audit/                      admin      page of audit rows (``handle
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -40,7 +40,7 @@ from bot.kpis import GROUPINGS, STATUSES
 from bot.runtime import Runtime
 from handlers.api import ops
 from handlers.api.auth import LoginLimiter, Principal, login, require
-from handlers.api.body import body_schema, json_body
+from handlers.api.body import body_schema, json_body, utc_instant
 from handlers.api.pages import PageParams, page_params, paginated
 from handlers.api.schemas import (
     AlertPage,
@@ -90,12 +90,6 @@ def _choices(values: list[str] | None, allowed: tuple[str, ...], name: str) -> l
     return words or None
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
 def build_router(rt: Runtime) -> APIRouter:
     """The REST routes, bound to ``rt`` (one login rate limiter per application)."""
     router = APIRouter(responses=ERRORS)
@@ -106,6 +100,14 @@ def build_router(rt: Runtime) -> APIRouter:
         tags=["auth"],
         response_model=LoginOut,
         openapi_extra=body_schema(LoginIn),
+        responses={
+            429: {
+                "description": "Too many failed logins for this username from this client; "
+                "retry after ``Retry-After`` seconds",
+                "model": ErrorOut,
+                "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+            }
+        },
     )
     def obtain_token(
         request: Request, body: Annotated[LoginIn, Depends(json_body(LoginIn))]
@@ -138,10 +140,17 @@ def build_router(rt: Runtime) -> APIRouter:
             list[str] | None,
             Query(
                 description="TRIGGERED, ACKNOWLEDGED, MITIGATED, "
-                "RESOLVED or OPEN; repeat or comma-separate"
+                "RESOLVED or OPEN; repeat or comma-separate",
+                json_schema_extra={"items": {"type": "string", "enum": [*STATUSES, "OPEN"]}},
             ),
         ] = None,
-        severity: Annotated[list[str] | None, Query()] = None,
+        severity: Annotated[
+            list[str] | None,
+            Query(
+                description="repeat or comma-separate",
+                json_schema_extra={"items": {"type": "string", "enum": list(SEVERITIES)}},
+            ),
+        ] = None,
         service: Annotated[str | None, Query(max_length=200, description="id or name")] = None,
         team: Annotated[str | None, Query(max_length=200, description="id or name")] = None,
         since: Annotated[
@@ -157,7 +166,7 @@ def build_router(rt: Runtime) -> APIRouter:
             severity=_choices(severity, SEVERITIES, "severity"),
             service=service,
             team=team,
-            since=_aware(since),
+            since=utc_instant(since, "since"),
             search=search or None,
             open_only=open_only,
         )
@@ -176,7 +185,14 @@ def build_router(rt: Runtime) -> APIRouter:
     def create_incident(
         principal: Viewer,
         body: Annotated[IncidentCreate, Depends(json_body(IncidentCreate))],
-        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias="Idempotency-Key",
+                description="1 to 200 printable characters; a repeat returns the first incident",
+                json_schema_extra={"minLength": 1, "maxLength": 200, "pattern": "^[ -~]+$"},
+            ),
+        ] = None,
     ) -> Any:
         """Declare an incident; the same orchestration as Slack follows (war room,
         announcements, LID)."""
@@ -258,7 +274,12 @@ def build_router(rt: Runtime) -> APIRouter:
         request: Request,
         principal: Viewer,
         page: Page,
-        status: Annotated[str | None, Query(description="firing or resolved")] = None,
+        status: Annotated[
+            str | None,
+            Query(
+                description="firing or resolved", json_schema_extra={"enum": list(ALERT_STATUSES)}
+            ),
+        ] = None,
         source: Annotated[str | None, Query(max_length=32)] = None,
         incident: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     ) -> Any:
@@ -279,11 +300,16 @@ def build_router(rt: Runtime) -> APIRouter:
         _p: Viewer,
         since: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
         until: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
-        by: Annotated[str | None, Query(description=", ".join(GROUPINGS))] = None,
+        by: Annotated[
+            str | None,
+            Query(description="group the figures", json_schema_extra={"enum": list(GROUPINGS)}),
+        ] = None,
     ) -> Any:
         """Incident counts and MTTD/MTTA/MTTR (seconds: mean, p50, p90)."""
         if by is not None and by not in GROUPINGS:
             raise InputError(f"by: expected one of {', '.join(GROUPINGS)}.", field="by")
-        return ops.metrics(rt, since=_aware(since), until=_aware(until), by=by)
+        return ops.metrics(
+            rt, since=utc_instant(since, "since"), until=utc_instant(until, "until"), by=by
+        )
 
     return router

@@ -20,12 +20,26 @@ from pydantic import (
     field_validator,
 )
 
-from bot.domain.enums import SEVERITIES
+from bot.domain.enums import SEVERITIES, STATUSES
 from bot.flows.declare import TITLE_MAX
+from bot.kpis import GROUPINGS
+from storage.alerts import ALERT_STATUSES
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX)]
 Description = Annotated[str, StringConstraints(max_length=10000)]
 Ref = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320)]
+
+# Enumerations, as enums in the OpenAPI document (values stay plain strings in Python).
+SeverityName = Annotated[
+    str,
+    Field(
+        json_schema_extra={"enum": list(SEVERITIES)},
+        description="Short forms SEV1..SEV4 and any case are accepted on input.",
+    ),
+]
+StatusName = Annotated[str, Field(json_schema_extra={"enum": list(STATUSES)})]
+AlertStatusName = Annotated[str, Field(json_schema_extra={"enum": list(ALERT_STATUSES)})]
+GroupingName = Annotated[str, Field(json_schema_extra={"enum": list(GROUPINGS)})]
 
 _SEVERITY_ALIASES = {name.split("_")[0]: name for name in SEVERITIES}
 
@@ -63,7 +77,7 @@ class IncidentCreate(BaseModel):
     model_config = ConfigDict(extra="ignore")
     title: Title
     service: int | Ref
-    severity: str
+    severity: SeverityName
     description: Description = ""
     scopes: list[Ref] = Field(default_factory=list, max_length=50)
     lead: Ref | None = Field(None, description="E-mail or Slack user id of the lead.")
@@ -94,7 +108,7 @@ class IncidentPatch(BaseModel):
     model_config = ConfigDict(extra="ignore")
     title: Title | None = None
     description: Description | None = None
-    severity: str | None = None
+    severity: SeverityName | None = None
     lead: Ref | None = None
 
     _severity = field_validator("severity", mode="before")(normalise_severity)
@@ -179,8 +193,8 @@ class IncidentOut(BaseModel):
     short_id: str
     title: str
     description: str
-    severity: str
-    status: str
+    severity: SeverityName
+    status: StatusName
     private: bool
     source: str
     service: str
@@ -213,7 +227,7 @@ class AlertOut(BaseModel):
     id: int
     source: str
     fingerprint: str
-    status: str
+    status: AlertStatusName
     name: str
     summary: str
     labels: dict[str, Any]
@@ -254,7 +268,7 @@ class KpiOut(BaseModel):
 class MetricsOut(KpiOut):
     since: str | None
     until: str | None
-    by: str | None
+    by: GroupingName | None
     groups: dict[str, KpiOut] | None
 
 

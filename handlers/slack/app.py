@@ -1,9 +1,11 @@
 """The Bolt app (built once at start-up) and the checks IMAS runs before handing a Slack
-request to it: signature (non-numeric or stale timestamps are 401, never 500) and replay
-/ retry de-duplication."""
+request to it: signature (non-numeric or stale timestamps are 401, never 500), a strict
+parse by Content-Type (415 / 400, never 500) and replay / retry de-duplication in the
+database (shared by every process and replica)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -11,7 +13,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qsl
 
 from slack_bolt import App
 from slack_bolt.authorization import AuthorizeResult
@@ -142,56 +144,83 @@ def verify_signature(
         raise AuthenticationError("invalid Slack signature")
 
 
-def dedup_key(headers: dict[str, str], body: bytes) -> str | None:
-    """The key that identifies this delivery: the event id for Events API callbacks
-    (Slack retries reuse it), the signature for commands and interactions (Slack never
-    retries those, so a repeat is a replay)."""
-    content_type = headers.get("content-type", "")
-    if content_type.startswith("application/json"):
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
+
+
+class SlackBodyRefused(Exception):
+    """A signed request whose body IMAS will not hand to Bolt: 415 for a content type that
+    is neither form nor JSON, 400 for a body that does not parse as its type says."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def media_type(headers: dict[str, str]) -> str:
+    return headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def parse_slack_body(headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    """The payload of a (signature-checked) Slack request, parsed strictly by its
+    Content-Type: JSON must be an object, a form must not look like JSON and its
+    ``payload`` field (interactions) must be a JSON object. Anything else is refused here,
+    so Bolt never sees a body it would fail on (a 500) or read differently."""
+    kind = media_type(headers)
+    if kind not in (FORM, JSON):
+        raise SlackBodyRefused(
+            415, "Content-Type must be application/x-www-form-urlencoded or JSON"
+        )
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SlackBodyRefused(400, "body is not UTF-8") from None
+    if kind == JSON:
         try:
-            payload: Any = json.loads(body)
+            payload: Any = json.loads(text)
         except ValueError:
-            return None
-        event_id = payload.get("event_id") if isinstance(payload, dict) else None
-        return f"slack-event:{event_id}" if event_id else None
-    form = parse_qs(body.decode("utf-8", "replace"))
-    if "ssl_check" in form:
-        return None
-    signature = headers.get("x-slack-signature", "")
-    return f"slack-sig:{signature}" if signature else None
+            raise SlackBodyRefused(400, "body is not valid JSON") from None
+        if not isinstance(payload, dict):
+            raise SlackBodyRefused(400, "body must be a JSON object")
+        return payload
+    if text.lstrip().startswith("{"):  # Bolt would read it as JSON whatever the header says
+        raise SlackBodyRefused(400, "form body expected")
+    form = dict(parse_qsl(text, keep_blank_values=True))
+    if "payload" in form:
+        try:
+            inner: Any = json.loads(form["payload"])
+        except ValueError:
+            raise SlackBodyRefused(400, "payload is not valid JSON") from None
+        if not isinstance(inner, dict):
+            raise SlackBodyRefused(400, "payload must be a JSON object")
+        return inner
+    if "payload" in text:  # Bolt looks for the bare word: keep its reading and ours equal
+        raise SlackBodyRefused(400, "malformed form body")
+    return form
 
 
-class ReplayCache:
-    """Signatures seen in the last ``ttl`` seconds, in memory.
+def dedup_key(headers: dict[str, str], body: bytes, payload: dict[str, Any]) -> str | None:
+    """The key that identifies this delivery, whatever its headers say.
 
-    Commands and interactions are checked here, not in the database, to keep the ack path
-    free of writes (Slack's 3 s, our 100 ms target). With several replicas a replay that
-    lands on another replica inside the 5-minute signature window is still harmless: trigger
-    ids are single-use, view submissions are keyed by view id, and a status change that is
-    already in effect is refused.
+    Events API callbacks are keyed by their event id (Slack retries reuse it with a new
+    signature). Everything else is keyed by a digest of the signature and the body: a
+    captured request re-sent as-is, under any Content-Type, is a replay. ``ssl_check``
+    and ``url_verification`` have no effect and are not recorded.
     """
-
-    def __init__(self, ttl: float = 600.0, max_entries: int = 100_000) -> None:
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self._seen: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def first_time(self, key: str, *, now: float | None = None) -> bool:
-        moment = now if now is not None else time.monotonic()
-        with self._lock:
-            if len(self._seen) >= self.max_entries:
-                cutoff = moment - self.ttl
-                self._seen = {k: t for k, t in self._seen.items() if t > cutoff}
-            seen_at = self._seen.get(key)
-            if seen_at is not None and moment - seen_at < self.ttl:
-                return False
-            self._seen[key] = moment
-            return True
+    if payload.get("ssl_check") or payload.get("type") == "url_verification":
+        return None
+    event_id = payload.get("event_id")
+    if isinstance(event_id, str) and event_id:
+        return f"slack-event:{event_id}"[:255]
+    signature = headers.get("x-slack-signature", "")
+    digest = hashlib.sha256(signature.encode("utf-8", "replace") + b"\n" + body).hexdigest()
+    return f"slack-sig:{digest}"
 
 
 def first_time(rt: Runtime, key: str) -> bool:
-    """Record ``key``; False when it was recorded before (a replay or a retry)."""
+    """Record ``key`` in ``seen_requests``; False when it was recorded before (a replay or
+    a retry), by this process or any other sharing the database. Rows expire after a day
+    (``bot.scheduler.cleanup_seen_requests``), well past the 5-minute signature window."""
     try:
         with rt.transaction() as session:
             if session.get(SeenRequest, key) is not None:

@@ -468,8 +468,19 @@ def test_declaring_needs_the_responder_role(world: World, persona: str) -> None:
 
 
 @pytest.mark.parametrize("private", [False, True], ids=["public", "private"])
-def test_the_html_page_shows_public_incidents_only(world: World, private: bool) -> None:
+def test_the_html_page_needs_a_token_and_follows_the_access_policy(
+    world: World, private: bool
+) -> None:
     short_id = fresh_incident(world, private=private, resolved=False)
-    page = requests.get(f"{world.base}/incidents/{short_id}", timeout=HANG_GUARD_SECONDS)
-    assert page.status_code == (404 if private else 200)
-    assert ("Matrix incident" in page.text) is not private
+    url = f"{world.base}/incidents/{short_id}"
+    anonymous = requests.get(url, timeout=HANG_GUARD_SECONDS)
+    assert anonymous.status_code == 401 and "Matrix incident" not in anonymous.text
+    for persona in PERSONAS:
+        page = requests.get(
+            url,
+            headers={"Authorization": f"Token {world.tokens[persona]}"},
+            timeout=HANG_GUARD_SECONDS,
+        )
+        visible = expected(persona, private, "view")
+        assert page.status_code == (200 if visible else 404), persona
+        assert ("Matrix incident" in page.text) is visible, persona

@@ -14,6 +14,7 @@ from imas_standins.slack_api import HANG_GUARD_SECONDS
 from bot.domain.actor import Actor
 from bot.flows.declare import DeclareInput, declare
 from handlers.cli import main
+from storage import auth as auth_store
 from tests.reliability.test_crash_recovery import free_port
 from tests.scenario.test_seed_guide import apply_seed_config
 
@@ -96,9 +97,20 @@ def test_health_metrics_and_incident_page(start_server, tmp_path, database_url):
     assert 'imas_incidents{severity="SEV3_MEDIUM",status="TRIGGERED"} 1.0' in metrics
     assert "imas_outbox_items" in metrics
     assert "imas_http_request_duration_seconds_bucket" in metrics and 'route="/readyz"' in metrics
-    page = requests.get(f"{base}/incidents/{public.short_id}", timeout=HANG_GUARD_SECONDS)
+    # the page answers only to an API token (until dashboard sessions), and what the
+    # token may see: a viewer not involved gets 404 for a private incident
+    anonymous = requests.get(f"{base}/incidents/{public.short_id}", timeout=HANG_GUARD_SECONDS)
+    assert anonymous.status_code == 401 and "Redis" not in anonymous.text
+    with server.rt.transaction() as session:
+        token = auth_store.create_token(session, name="reader", role="viewer")[1]
+    viewer = {"Authorization": f"Token {token}"}
+    page = requests.get(
+        f"{base}/incidents/{public.short_id}", headers=viewer, timeout=HANG_GUARD_SECONDS
+    )
     assert page.status_code == 200 and "&lt;b&gt;Redis&lt;/b&gt; down" in page.text
     assert (
-        requests.get(f"{base}/incidents/{secret.short_id}", timeout=HANG_GUARD_SECONDS).status_code
+        requests.get(
+            f"{base}/incidents/{secret.short_id}", headers=viewer, timeout=HANG_GUARD_SECONDS
+        ).status_code
         == 404
     )
