@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = ROOT.parent / "shared" / "reference" / "schemas" / "slack-app-manifest.schema.1.0.0.json"
+SCHEMA = ROOT / "tests" / "data" / "schemas" / "slack-app-manifest.schema.1.0.0.json"
 CODE_DIRS = ("bot", "handlers", "providers")
 
 # Bot scopes each Web API method needs (from Slack's method reference). Reading a channel
