@@ -4,8 +4,10 @@ input or configuration, 1 for failures of the targets)."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -15,17 +17,48 @@ from bot import logs
 from bot.domain.errors import ConfigError, ImasError
 from bot.settings import Settings, load_settings
 
+_debug_flag = False
+
+
+def debug_wanted() -> bool:
+    """``--debug``, or ``IMAS_LOG_LEVEL=DEBUG`` in the environment or ``.env``."""
+    if _debug_flag:
+        return True
+    level = os.environ.get("IMAS_LOG_LEVEL")
+    if level is None:
+        from dotenv import dotenv_values
+
+        level = dotenv_values(".env").get("IMAS_LOG_LEVEL") if Path(".env").is_file() else None
+    return (level or "").strip().upper() == "DEBUG"
+
 
 def fail(message: str, code: int = 2) -> NoReturn:
+    """Print ``error: <message>`` and exit; with ``--debug`` the exception being handled,
+    if any, is printed first with its traceback."""
+    if debug_wanted() and sys.exc_info()[0] is not None:
+        traceback.print_exc()
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+def one_line(message: str) -> str:
+    """``invalid settings:\n  - A\n  - B`` as ``invalid settings: A; B``."""
+    head, _, rest = message.partition("\n")
+    items = [line.strip().removeprefix("- ") for line in rest.splitlines() if line.strip()]
+    return f"{head} {'; '.join(items)}" if items else head
+
+
+def config_message(exc: ConfigError) -> str:
+    """Settings errors on one line; configuration-file errors keep one line per problem."""
+    text = str(exc)
+    return one_line(text) if text.startswith("invalid settings:") else text
 
 
 def settings_or_exit(**overrides: Any) -> Settings:
     try:
         settings = load_settings(**overrides)
     except ConfigError as exc:
-        fail(str(exc))
+        fail(one_line(str(exc)))
     logs.configure(settings.log_level, settings.log_format)
     return settings
 
@@ -36,15 +69,41 @@ def runtime_or_exit(**overrides: Any) -> Any:
     settings = settings_or_exit(**overrides)
     try:
         return Runtime.build(settings)
-    except ConfigError as exc:
+    except ConfigError as exc:  # database unreachable, missing, unparsable (one line)
         fail(str(exc))
-    except Exception as exc:  # database unreachable, migrations failed
-        fail(f"cannot open the database: {type(exc).__name__}: {exc}", 1)
 
 
-@click.group(help="IMAS - Slack-first incident response.")
-def main() -> None:
-    pass
+class ImasGroup(click.Group):
+    """Every command's last line of defence: a configuration error is one line and exit 2,
+    anything unexpected one line and exit 1; the traceback only with ``--debug``."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except ConfigError as exc:
+            fail(config_message(exc))
+        except ImasError as exc:
+            fail(getattr(exc, "message", str(exc)))
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [""])[0]
+            fail(
+                f"unexpected {type(exc).__name__}: {logs.redact(first)} "
+                "(run with --debug for the traceback)",
+                1,
+            )
+
+
+@click.group(cls=ImasGroup, help="IMAS - Slack-first incident response.")
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="Show tracebacks with errors (also IMAS_LOG_LEVEL=DEBUG).",
+)
+def main(debug: bool) -> None:
+    global _debug_flag
+    _debug_flag = debug
 
 
 @main.command(help="Run the HTTP server, the outbox workers and the scheduler.")
@@ -61,6 +120,8 @@ def serve(host: str | None, port: int | None) -> None:
     settings = settings_or_exit(**overrides)
     try:
         server = Server(settings)
+    except ConfigError as exc:
+        fail(config_message(exc))
     except ImasError as exc:
         fail(str(exc))
     server.run()

@@ -14,6 +14,7 @@ import time
 import uvicorn
 
 from bot import config_file
+from bot.domain.errors import ConfigError
 from bot.runtime import Runtime
 from bot.scheduler import Scheduler
 from bot.settings import Settings, environment
@@ -31,11 +32,14 @@ class Server:
         self.settings = settings
         self.rt = Runtime.build(settings)
         if settings.config_file is not None:
-            document = config_file.load(
-                settings.config_file,
-                environment(),
-                allow_private=settings.allow_private_webhook_targets,
-            )
+            try:
+                document = config_file.load(
+                    settings.config_file,
+                    environment(),
+                    allow_private=settings.allow_private_webhook_targets,
+                )
+            except ConfigError as exc:
+                raise ConfigError(f"IMAS_CONFIG: {exc}") from exc
             with self.rt.transaction() as session:
                 report = config_file.apply(
                     session, self.rt, document, source=str(settings.config_file)

@@ -1,0 +1,186 @@
+"""A new user's first hour (issue 16): every configuration or environment error is one line
+naming the setting and the cause, exit 2, no traceback unless asked; commands are quiet by
+default. Everything runs the real ``imas`` command in a fresh temporary folder."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from imas_standins.slack_api import HANG_GUARD_SECONDS
+
+from tests.reliability.test_crash_recovery import free_port
+
+PASSWORD = "s3cret-Pa55"
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAS_", "SLACK_", "GOOGLE_"))}
+    env.update(extra)
+    return env
+
+
+def imas(
+    args: list[str], cwd: Path, stdin: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "handlers.cli", *args],
+        cwd=cwd,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=HANG_GUARD_SECONDS,
+        check=False,
+    )
+
+
+def postgres_running() -> bool:
+    try:
+        with socket.create_connection((PG_HOST, PG_PORT), timeout=HANG_GUARD_SECONDS):
+            return True
+    except OSError:
+        return False
+
+
+def _cases() -> list[object]:
+    closed = free_port()
+    return [
+        pytest.param(
+            {"IMAS_DATABASE_URL": f"postgresql://imas:{PASSWORD}@127.0.0.1:{closed}/imas"},
+            ["IMAS_DATABASE_URL", f"postgresql://imas:***@127.0.0.1:{closed}/imas"],
+            "connection refused",
+            id="unreachable-postgresql",
+        ),
+        pytest.param(
+            {
+                "IMAS_DATABASE_URL": (
+                    f"postgresql://postgres:{PASSWORD}@{PG_HOST}:{PG_PORT}/imas_no_such_db"
+                )
+            },
+            ["IMAS_DATABASE_URL", "'imas_no_such_db' does not exist", "createdb"],
+            "does not exist",
+            id="missing-database",
+            marks=pytest.mark.skipif(
+                not postgres_running(), reason=f"no PostgreSQL on {PG_HOST}:{PG_PORT}"
+            ),
+        ),
+        pytest.param(
+            {"IMAS_DATABASE_URL": "not a url at all"},
+            ["IMAS_DATABASE_URL (not a url at all)", "sqlite:///"],
+            "not a database URL",
+            id="garbage-url",
+        ),
+        pytest.param(
+            {"IMAS_DATABASE_URL": f"mysql+pymysql://imas:{PASSWORD}@127.0.0.1/imas"},
+            ["IMAS_DATABASE_URL", "mysql+pymysql://imas:***@127.0.0.1/imas", "'pymysql'"],
+            "is not installed",
+            id="missing-driver",
+        ),
+        pytest.param(
+            {"IMAS_DATABASE_URL": "sqlite:///{tmp}/no/such/folder/imas.db"},
+            ["IMAS_DATABASE_URL", "{tmp}/no/such/folder", "mkdir -p"],
+            "does not exist",
+            id="sqlite-folder-missing",
+        ),
+        pytest.param(
+            {"IMAS_DATABASE_URL": "sqlite:///{tmp}/a-file/imas.db"},
+            ["IMAS_DATABASE_URL", "{tmp}/a-file is a file"],
+            "not a folder",
+            id="sqlite-folder-is-a-file",
+        ),
+        pytest.param(
+            {"IMAS_CONFIG": "{tmp}/missing.yml"},
+            ["IMAS_CONFIG", "{tmp}/missing.yml"],
+            "cannot read",
+            id="imas-config-missing",
+        ),
+        pytest.param(
+            {"IMAS_CONFIG": "{tmp}/broken.yml"},
+            ["IMAS_CONFIG", "{tmp}/broken.yml:1"],
+            "teams",
+            id="imas-config-invalid",
+        ),
+        pytest.param(
+            {"IMAS_OUTBOX_WORKERS": "many"},
+            ["IMAS_OUTBOX_WORKERS"],
+            "integer",
+            id="bad-setting",
+        ),
+    ]
+
+
+@pytest.mark.parametrize("command", [["serve"], ["db", "upgrade"]], ids=["serve", "db-upgrade"])
+@pytest.mark.parametrize(("env", "names", "cause"), _cases())
+def test_environment_errors_are_one_line_exit_2(
+    tmp_path: Path, command: list[str], env: dict[str, str], names: list[str], cause: str
+) -> None:
+    (tmp_path / "a-file").write_text("not a folder\n")
+    (tmp_path / "broken.yml").write_text("teams: 12\n")
+    env = {k: v.replace("{tmp}", str(tmp_path)) for k, v in env.items()}
+    if command == ["db", "upgrade"] and "IMAS_CONFIG" in env:
+        pytest.skip("IMAS_CONFIG is read by serve only")
+    env.setdefault("IMAS_SECRET_KEY", "first-hour-secret")
+    result = imas([*command, "--port", "0"] if command == ["serve"] else command, tmp_path, **env)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    if lines[0] == "error: IMAS_CONFIG: invalid configuration:":
+        lines = [" ".join(lines)]  # the file's problems: one line each, as config validate
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for name in names:
+        assert name.replace("{tmp}", str(tmp_path)) in lines[0]
+    assert cause in lines[0]
+    assert "Traceback" not in result.stderr and PASSWORD not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [(["--debug", "db", "upgrade"], {}), (["db", "upgrade"], {"IMAS_LOG_LEVEL": "DEBUG"})],
+    ids=["--debug", "IMAS_LOG_LEVEL=DEBUG"],
+)
+def test_traceback_only_when_debugging(
+    tmp_path: Path, args: list[str], env: dict[str, str]
+) -> None:
+    url = f"sqlite:///{tmp_path}/missing/imas.db"
+    quiet = imas(["db", "upgrade"], tmp_path, IMAS_DATABASE_URL=url)
+    loud = imas(args, tmp_path, IMAS_DATABASE_URL=url, **env)
+    assert quiet.returncode == loud.returncode == 2
+    assert "Traceback" not in quiet.stderr
+    assert "Traceback" in loud.stderr
+    assert loud.stderr.strip().splitlines()[-1] == quiet.stderr.strip()
+
+
+def test_debug_level_from_dotenv_also_shows_the_traceback(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(
+        f"IMAS_LOG_LEVEL=DEBUG\nIMAS_DATABASE_URL=sqlite:///{tmp_path}/missing/imas.db\n"
+    )
+    result = imas(["db", "upgrade"], tmp_path)
+    assert result.returncode == 2 and "Traceback" in result.stderr
+
+
+def test_cli_commands_are_quiet_by_default(tmp_path: Path) -> None:
+    first = imas(["db", "upgrade"], tmp_path)  # creates and migrates imas.db
+    second = imas(["incident", "list"], tmp_path)
+    assert (first.returncode, second.returncode) == (0, 0)
+    assert first.stdout.strip() == "database is up to date"
+    assert first.stderr == "" and second.stderr == ""
+    assert "alembic" not in first.stderr + second.stderr
+
+
+def test_bolt_does_not_warn_that_the_token_is_ignored(
+    start_server, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import BOT_TOKEN
+
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)  # as with ``imas serve``
+    with caplog.at_level(logging.WARNING):
+        start_server()
+    bolt = [r.getMessage() for r in caplog.records if r.name.startswith("slack_bolt")]
+    assert not [m for m in bolt if "token" in m], bolt
