@@ -269,7 +269,10 @@ def parse(
     missing: list[tuple[tuple[Any, ...], str]] = []
     expanded = _expand(raw, env, (), missing)
     for loc, var in missing:
-        problems.append(f"{where(loc)}: {dotted(loc)}: environment variable {var} is not set")
+        problems.append(
+            f"{where(loc)}: {dotted(loc)}: environment variable {var} is not set "
+            "(neither in the environment nor in .env)"
+        )
     try:
         document = ConfigDocument.model_validate(expanded)
     except ValidationError as exc:

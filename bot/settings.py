@@ -196,7 +196,16 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 def environment() -> dict[str, str]:
-    """The process environment, for ``${VAR}`` references in configuration files."""
+    """What ``${VAR}`` references in configuration files resolve from: the process
+    environment, then the ``.env`` file Settings reads (the environment wins, as for
+    settings), so a value set in ``.env`` works everywhere (``serve``, ``doctor``,
+    ``config validate``, ``IMAS_CONFIG``)."""
     import os
 
-    return dict(os.environ)
+    from dotenv import dotenv_values
+
+    env_file = Path(str(Settings.model_config.get("env_file") or ".env"))
+    from_file = dotenv_values(env_file, encoding="utf-8") if env_file.is_file() else {}
+    merged = {name: value for name, value in from_file.items() if value is not None}
+    merged.update(os.environ)
+    return merged

@@ -184,3 +184,76 @@ def test_bolt_does_not_warn_that_the_token_is_ignored(
         start_server()
     bolt = [r.getMessage() for r in caplog.records if r.name.startswith("slack_bolt")]
     assert not [m for m in bolt if "token" in m], bolt
+
+
+CONFIG_WITH_REFS = """teams:
+  - name: SRE Core
+    slack_channel_id: C0123456789
+services:
+  - name: redis-prod
+    owner_team: SRE Core
+    criticality: TIER_1_CRITICAL
+providers:
+  - name: Slack Production
+    type: SLACK
+    config: {bot_token: "${SLACK_BOT_TOKEN}", default_channel: C0123456789}
+  - name: PagerDuty
+    type: WEBHOOK
+    config: {url: "https://events.pagerduty.com/v2/enqueue", format: pagerduty, routing_key: "${PD_KEY}"}
+"""
+
+
+def test_config_validate_resolves_references_from_dotenv(tmp_path: Path) -> None:
+    (tmp_path / "imas.yml").write_text(CONFIG_WITH_REFS)
+    (tmp_path / ".env").write_text("SLACK_BOT_TOKEN=xoxb-from-dotenv\n")
+    result = imas(["config", "validate", "imas.yml"], tmp_path, PD_KEY="pd-from-environment")
+    assert result.returncode == 0, result.stderr
+    assert "imas.yml: valid (1 teams, 1 services" in result.stdout
+    missing = imas(["config", "validate", "imas.yml"], tmp_path)
+    assert missing.returncode == 2
+    assert "environment variable PD_KEY is not set" in missing.stderr
+    assert "SLACK_BOT_TOKEN" not in missing.stderr  # found in .env
+
+
+def test_imas_config_at_start_resolves_references_from_dotenv(tmp_path: Path) -> None:
+    import requests
+
+    from tests.scenario.conftest import wait_until
+
+    (tmp_path / "imas.yml").write_text(CONFIG_WITH_REFS.split("  - name: Slack Production")[0])
+    (tmp_path / "imas.yml").write_text(
+        (tmp_path / "imas.yml").read_text()
+        + '  - name: PagerDuty\n    type: WEBHOOK\n    config: {url: "https://events.pagerduty.com'
+        '/v2/enqueue", format: pagerduty, routing_key: "${PD_KEY}"}\n'
+    )
+    port = free_port()
+    (tmp_path / ".env").write_text(
+        f"IMAS_CONFIG=imas.yml\nPD_KEY=pd-from-dotenv\nIMAS_PORT={port}\n"
+    )
+    proc = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "handlers.cli", "serve"],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(proc.communicate()[0])
+        try:
+            url = f"http://127.0.0.1:{port}/readyz"
+            return requests.get(url, timeout=HANG_GUARD_SECONDS).status_code == 200
+        except requests.RequestException:
+            return False
+
+    try:
+        wait_until(ready, "imas serve ready")
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=HANG_GUARD_SECONDS)[0]
+    assert "applied imas.yml" in output
+    exported = imas(["config", "export"], tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    assert "- name: PagerDuty" in exported.stdout and "routing_key: ${" in exported.stdout
