@@ -257,3 +257,96 @@ def test_imas_config_at_start_resolves_references_from_dotenv(tmp_path: Path) ->
     exported = imas(["config", "export"], tmp_path)
     assert exported.returncode == 0, exported.stderr
     assert "- name: PagerDuty" in exported.stdout and "routing_key: ${" in exported.stdout
+
+
+CATALOG = """teams:
+  - name: SRE Core
+    slack_channel_id: C0123456789
+services:
+  - name: redis-prod
+    owner_team: SRE Core
+    criticality: TIER_1_CRITICAL
+"""
+
+
+def start_serve(tmp_path: Path, port: int, **env: str) -> subprocess.Popen[str]:
+    import requests
+
+    from tests.scenario.conftest import wait_until
+
+    proc = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "handlers.cli", "serve"],
+        cwd=tmp_path,
+        env=clean_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(proc.communicate()[0])
+        try:
+            url = f"http://127.0.0.1:{port}/readyz"
+            return requests.get(url, timeout=HANG_GUARD_SECONDS).status_code == 200
+        except requests.RequestException:
+            return False
+
+    try:
+        wait_until(ready, "imas serve ready")
+    except BaseException:
+        proc.terminate()
+        proc.communicate(timeout=HANG_GUARD_SECONDS)
+        raise
+    return proc
+
+
+def test_links_follow_imas_port_when_base_url_is_not_set(tmp_path: Path) -> None:
+    import requests
+
+    (tmp_path / "imas.yml").write_text(CATALOG)
+    assert imas(["config", "apply", "imas.yml"], tmp_path).returncode == 0
+    token = imas(["token", "create", "--name", "t", "--role", "admin"], tmp_path).stdout.strip()
+    for title in ("first", "second"):
+        declared = imas(
+            ["incident", "declare", "--title", title, "--service", "redis-prod"]
+            + ["--severity", "SEV3", "--wait", "0"],
+            tmp_path,
+        )
+        assert declared.returncode == 0, declared.stderr
+    port = free_port()
+    proc = start_serve(tmp_path, port, IMAS_PORT=str(port))
+    try:
+        page = requests.get(
+            f"http://127.0.0.1:{port}/api/v1/incidents/?page_size=1",
+            headers={"Authorization": f"Token {token}"},
+            timeout=HANG_GUARD_SECONDS,
+        ).json()
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=HANG_GUARD_SECONDS)[0]
+    origin = f"http://127.0.0.1:{port}"
+    assert page["count"] == 2
+    assert page["results"][0]["url"].startswith(f"{origin}/incidents/INC-")
+    assert page["next"].startswith(f"{origin}/api/v1/incidents/?")
+    assert f"links use {origin}" in output
+
+
+def test_doctor_warns_about_a_loopback_base_url_with_slack(tmp_path: Path, fake_slack) -> None:
+    from tests.conftest import BOT_TOKEN, SECRET
+
+    slack = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": fake_slack.url,
+        "IMAS_ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
+    }
+    loopback = imas(["doctor"], tmp_path, IMAS_PORT="3999", **slack)
+    assert (
+        "[warn] base url: links use http://127.0.0.1:3999 (from IMAS_HOST/IMAS_PORT), a "
+        "loopback address" in loopback.stdout
+    ), loopback.stdout
+    public = imas(["doctor"], tmp_path, IMAS_BASE_URL="https://imas.example.com", **slack)
+    assert "[ok  ] base url: links use https://imas.example.com (IMAS_BASE_URL)" in public.stdout
+    no_slack = imas(["doctor"], tmp_path)
+    assert "[ok  ] base url: links use http://127.0.0.1:3000" in no_slack.stdout
