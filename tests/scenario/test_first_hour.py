@@ -350,3 +350,52 @@ def test_doctor_warns_about_a_loopback_base_url_with_slack(tmp_path: Path, fake_
     assert "[ok  ] base url: links use https://imas.example.com (IMAS_BASE_URL)" in public.stdout
     no_slack = imas(["doctor"], tmp_path)
     assert "[ok  ] base url: links use http://127.0.0.1:3000" in no_slack.stdout
+
+
+def test_declare_with_a_dead_slack_reports_each_step_and_exits_1(tmp_path: Path) -> None:
+    from tests.conftest import BOT_TOKEN, SECRET
+
+    dead = free_port()  # nothing listens there
+    env = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": f"http://127.0.0.1:{dead}/api/",
+        "IMAS_ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
+    }
+    (tmp_path / "imas.yml").write_text(CATALOG)
+    assert imas(["config", "apply", "imas.yml"], tmp_path, **env).returncode == 0
+    result = imas(
+        ["incident", "declare", "--title", "Redis down", "--service", "redis-prod"]
+        + ["--severity", "SEV1", "--wait", "5"],
+        tmp_path,
+        **env,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Incident declared: INC-")
+    assert lines[0].endswith("(Redis down, SEV1_CRITICAL)")
+    assert lines[1].strip().startswith("http://127.0.0.1:3000/incidents/INC-")
+    steps = lines[2:]
+    assert any(s.startswith("  FAILED  war room") for s in steps), steps
+    assert any(
+        s.startswith("  FAILED  notify (created) via Slack (app) to channel:C0123456789")
+        for s in steps
+    ), steps
+    assert all(s.startswith(("  ok", "  FAILED", "  waiting")) for s in steps), steps
+    assert result.stderr.strip() == (
+        "error: some steps failed or did not finish (see above); imas serve retries them"
+    )
+    assert "créé" not in result.stdout + result.stderr
+
+
+def test_declare_with_nothing_to_send_exits_0(tmp_path: Path) -> None:
+    (tmp_path / "imas.yml").write_text(CATALOG)
+    assert imas(["config", "apply", "imas.yml"], tmp_path).returncode == 0
+    result = imas(
+        ["incident", "declare", "--title", "Disk full", "--service", "redis-prod"]
+        + ["--severity", "low"],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Incident declared: INC-")
+    assert "(Disk full, SEV4_LOW)" in result.stdout and result.stderr == ""
