@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from bot.domain.alerts import SOURCES, ParsedAlert
-from bot.domain.enums import SEVERITIES
+from bot.domain.enums import severity_value
 from bot.domain.errors import InputError
 
 __all__ = [
@@ -128,13 +128,12 @@ class AlertRuleSpec:
         for label, mapping in self.severity_mapping.items():
             values: dict[str, str] = {}
             for value, severity in mapping.items():
-                if severity not in SEVERITIES:
+                try:
+                    values[value.lower()] = severity_value(severity)
+                except ValueError as exc:
                     raise _rule_error(
-                        self.name,
-                        f"severity_mapping.{label}.{value}",
-                        f"unknown severity {severity!r}; expected one of {', '.join(SEVERITIES)}",
-                    )
-                values[value.lower()] = severity
+                        self.name, f"severity_mapping.{label}.{value}", str(exc)
+                    ) from None
             normalised[label] = values
         object.__setattr__(self, "severity_mapping", normalised)
         window = self.suppression_window_minutes
@@ -200,7 +199,7 @@ class AlertRuleSpec:
         for label, values in raw_mapping.items():
             key = f"severity_mapping.{label}"
             mapped = _string_map(name, key, values)
-            severity_mapping[str(label)] = {value: sev.upper() for value, sev in mapped.items()}
+            severity_mapping[str(label)] = dict(mapped)  # spellings checked in __post_init__
 
         flags: dict[str, bool] = {}
         for key in ("auto_create", "auto_resolve"):

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from sqlalchemy.orm import Session
 
 from bot.access import PERMISSIONS_KEY, Action
-from bot.domain.enums import SEVERITIES, AccessRole
+from bot.domain.enums import AccessRole, severity_value
 from bot.domain.errors import ConfigError, InputError
 from bot.runtime import Runtime
 from providers.guard import AddressPolicy
@@ -81,9 +81,7 @@ class FiltersConfig(_Model):
     @field_validator("min_severity")
     @classmethod
     def _severity(cls, value: str | None) -> str | None:
-        if value is not None and value not in SEVERITIES:
-            raise ValueError(f"must be one of {', '.join(SEVERITIES)}")
-        return value
+        return None if value is None else severity_value(value)
 
 
 class ProviderEntry(_Model):
@@ -101,10 +99,7 @@ class WarRoomConfig(_Model):
     @field_validator("severities")
     @classmethod
     def _severities(cls, value: list[str]) -> list[str]:
-        bad = [v for v in value if v not in SEVERITIES]
-        if bad:
-            raise ValueError(f"unknown severities {bad}; use {', '.join(SEVERITIES)}")
-        return value
+        return [severity_value(v) for v in value]
 
 
 class RemindersConfig(_Model):

@@ -20,29 +20,28 @@ from pydantic import (
     field_validator,
 )
 
-from bot.domain.enums import SEVERITIES
+from bot.domain.enums import severity_value
 from bot.flows.declare import TITLE_MAX
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX)]
 Description = Annotated[str, StringConstraints(max_length=10000)]
 Ref = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320)]
 
-_SEVERITY_ALIASES = {name.split("_")[0]: name for name in SEVERITIES}
-
 
 def normalise_severity(value: Any) -> Any:
-    """``SEV2_HIGH``, ``sev2_high`` and ``SEV2`` all mean SEV2_HIGH; anything else is left
-    for the validator to reject."""
+    """Every spelling ``bot.domain.enums.parse_severity`` accepts (``SEV2_HIGH``, ``SEV2``,
+    ``high``, ``P2``…) means SEV2_HIGH; anything else is left for the validator to reject
+    with the parser's message."""
     if isinstance(value, str):
-        word = value.strip().upper()
-        return _SEVERITY_ALIASES.get(word, word)
+        try:
+            return severity_value(value)
+        except ValueError:
+            return value
     return value
 
 
 def check_severity(value: str) -> str:
-    if value not in SEVERITIES:
-        raise ValueError(f"must be one of {', '.join(SEVERITIES)}")
-    return value
+    return severity_value(value)
 
 
 class LoginIn(BaseModel):
