@@ -399,3 +399,45 @@ def test_declare_with_nothing_to_send_exits_0(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("Incident declared: INC-")
     assert "(Disk full, SEV4_LOW)" in result.stdout and result.stderr == ""
+
+
+def test_config_validate_reports_unknown_names_with_schema_errors(tmp_path: Path) -> None:
+    (tmp_path / "imas.yml").write_text(
+        """teams:
+  - name: SRE Core
+  - name: Payments
+services:
+  - name: redis-prod
+    owner_team: SRE core
+    criticality: TIER_9
+  - name: billing-api
+    owner_team: Platform
+providers:
+  - name: Hook
+    type: WEBHOOK
+    config: {url: "https://hooks.example.com/imas"}
+    filters: {services: [redis-prd, billing-api], teams: [Paymnts]}
+alert_rules:
+  - name: redis
+    match: {alertname: "Redis.*"}
+    service: redis-prod-eu
+"""
+    )
+    result = imas(["config", "validate", "imas.yml"], tmp_path)
+    assert result.returncode == 2, result.stdout
+    lines = [line.strip() for line in result.stderr.splitlines()]
+    assert lines[0] == "error: invalid configuration:"
+    assert set(lines[1:]) == {
+        "imas.yml:7: services[0].criticality: Input should be 'TIER_1_CRITICAL', 'TIER_2' or"
+        " 'TIER_3'",
+        "imas.yml:6: services[0].owner_team: unknown team 'SRE core': did you mean 'SRE Core'?",
+        "imas.yml:9: services[1].owner_team: unknown team 'Platform': define it under teams",
+        "imas.yml:14: providers[0].filters.services[0]: unknown service 'redis-prd': "
+        "did you mean 'redis-prod'?",
+        "imas.yml:14: providers[0].filters.teams[0]: unknown team 'Paymnts': "
+        "did you mean 'Payments'?",
+        "imas.yml:18: alert_rules[0].service: unknown service 'redis-prod-eu': "
+        "did you mean 'redis-prod'?",
+    }
+    applied = imas(["config", "apply", "imas.yml"], tmp_path)
+    assert applied.returncode == 2 and not (tmp_path / "imas.db").exists()
