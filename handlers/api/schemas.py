@@ -269,6 +269,7 @@ class WebhookOut(BaseModel):
     deduplicated: int
     created_incidents: list[str]
     resolved_incidents: list[str]
+    reopened_incidents: list[str]  # by an alert firing again (the rule's on_refire)
     incidents: list[str]
     unrouted: list[UnroutedOut]
 
