@@ -143,6 +143,9 @@ def demo(keep: bool) -> None:
     from handlers.demo import StandinsMissing, run_demo
 
     logs.configure("INFO", "text")
+    for handler in logging.getLogger().handlers:  # the demo prints the log lines it shows
+        if handler.get_name() == "imas":
+            handler.setLevel(logging.WARNING)
     try:
         code = run_demo(keep_running=keep)
     except StandinsMissing as exc:
