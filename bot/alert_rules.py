@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from bot.domain.alerts import SOURCES, ParsedAlert
-from bot.domain.enums import SEVERITIES
+from bot.domain.enums import severity_value
 from bot.domain.errors import InputError
 
 __all__ = [
     "DEFAULT_SEVERITY_MAP",
+    "REFIRE_POLICIES",
     "RULE_SOURCES",
     "AlertRuleSpec",
     "default_severity",
@@ -58,8 +59,12 @@ _RULE_KEYS: Final = frozenset(
         "auto_create",
         "auto_resolve",
         "suppression_window_minutes",
+        "on_refire",
+        "reopen_within_minutes",
     }
 )
+REFIRE_POLICIES: Final = ("new_incident", "reopen", "ignore")
+DEFAULT_REOPEN_WITHIN_MINUTES: Final = 15
 _MATCH_KEYS: Final = frozenset({"alertname", "labels"})
 
 
@@ -93,6 +98,13 @@ class AlertRuleSpec:
     ``auto_resolve`` resolves that incident when all its alerts resolve; duplicates within
     ``suppression_window_minutes`` fold into the existing alert.
 
+    Re-fire (an alert firing again after its incident was resolved; a replay of the
+    occurrence that was resolved, same ``startsAt``, is not one): ``on_refire`` says what
+    happens. ``new_incident`` (default) opens a new incident as ``auto_create`` would,
+    except within ``reopen_within_minutes`` (default 15) of the resolution, when it
+    reopens the resolved one; ``reopen`` always reopens it; ``ignore`` stores the alert
+    and only notes the re-fire in the resolved incident's timeline.
+
     Construction validates (``InputError`` naming the rule and key) and normalises the
     mapping's values to lower case; ``from_config`` also checks the config shape.
     """
@@ -106,6 +118,8 @@ class AlertRuleSpec:
     auto_create: bool = False
     auto_resolve: bool = False
     suppression_window_minutes: int = 5
+    on_refire: str = "new_incident"
+    reopen_within_minutes: int = DEFAULT_REOPEN_WITHIN_MINUTES
     _pattern: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -128,15 +142,27 @@ class AlertRuleSpec:
         for label, mapping in self.severity_mapping.items():
             values: dict[str, str] = {}
             for value, severity in mapping.items():
-                if severity not in SEVERITIES:
+                try:
+                    values[value.lower()] = severity_value(severity)
+                except ValueError as exc:
                     raise _rule_error(
-                        self.name,
-                        f"severity_mapping.{label}.{value}",
-                        f"unknown severity {severity!r}; expected one of {', '.join(SEVERITIES)}",
-                    )
-                values[value.lower()] = severity
+                        self.name, f"severity_mapping.{label}.{value}", str(exc)
+                    ) from None
             normalised[label] = values
         object.__setattr__(self, "severity_mapping", normalised)
+        if self.on_refire not in REFIRE_POLICIES:
+            raise _rule_error(
+                self.name,
+                "on_refire",
+                f"must be one of {', '.join(REFIRE_POLICIES)}, got {self.on_refire!r}",
+            )
+        reopen = self.reopen_within_minutes
+        if isinstance(reopen, bool) or not 0 <= reopen <= MAX_SUPPRESSION_WINDOW_MINUTES:
+            raise _rule_error(
+                self.name,
+                "reopen_within_minutes",
+                f"must be an integer from 0 to {MAX_SUPPRESSION_WINDOW_MINUTES}, got {reopen!r}",
+            )
         window = self.suppression_window_minutes
         if isinstance(window, bool) or not 0 <= window <= MAX_SUPPRESSION_WINDOW_MINUTES:
             raise _rule_error(
@@ -152,7 +178,8 @@ class AlertRuleSpec:
         Keys: ``name`` (required), ``source`` (default ``any``), ``match: {alertname:
         REGEX, labels: {k: v}}``, ``service``, ``severity_mapping: {label: {value: SEV}}``,
         ``auto_create`` / ``auto_resolve`` (booleans, default false),
-        ``suppression_window_minutes`` (default 5). Unknown keys, wrong types, a bad
+        ``suppression_window_minutes`` (default 5), ``on_refire`` (``new_incident``,
+        ``reopen`` or ``ignore``) and ``reopen_within_minutes`` (default 15). Unknown keys, wrong types, a bad
         regular expression or an unknown severity raise ``InputError`` naming the rule
         and the key. Severity names may be written in any case.
         """
@@ -200,7 +227,7 @@ class AlertRuleSpec:
         for label, values in raw_mapping.items():
             key = f"severity_mapping.{label}"
             mapped = _string_map(name, key, values)
-            severity_mapping[str(label)] = {value: sev.upper() for value, sev in mapped.items()}
+            severity_mapping[str(label)] = dict(mapped)  # spellings checked in __post_init__
 
         flags: dict[str, bool] = {}
         for key in ("auto_create", "auto_resolve"):
@@ -215,6 +242,15 @@ class AlertRuleSpec:
                 name, "suppression_window_minutes", f"must be an integer, got {window!r}"
             )
 
+        on_refire = d.get("on_refire", "new_incident")
+        if not isinstance(on_refire, str):
+            raise _rule_error(name, "on_refire", f"must be a string, got {on_refire!r}")
+        reopen_within = d.get("reopen_within_minutes", DEFAULT_REOPEN_WITHIN_MINUTES)
+        if isinstance(reopen_within, bool) or not isinstance(reopen_within, int):
+            raise _rule_error(
+                name, "reopen_within_minutes", f"must be an integer, got {reopen_within!r}"
+            )
+
         return cls(
             name=name,
             source=source.strip().lower(),
@@ -225,6 +261,8 @@ class AlertRuleSpec:
             auto_create=flags["auto_create"],
             auto_resolve=flags["auto_resolve"],
             suppression_window_minutes=window,
+            on_refire=on_refire.strip().lower(),
+            reopen_within_minutes=reopen_within,
         )
 
     def matches(self, alert: ParsedAlert) -> bool:

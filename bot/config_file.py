@@ -19,6 +19,7 @@ answer at send time): the guard resolves and checks them at every call.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from pydantic import (
 from sqlalchemy.orm import Session
 
 from bot.access import PERMISSIONS_KEY, Action
-from bot.domain.enums import SEVERITIES, AccessRole
+from bot.domain.enums import AccessRole, severity_value
 from bot.domain.errors import ConfigError, InputError
 from bot.domain.text import control_character
 from bot.runtime import Runtime
@@ -101,9 +102,7 @@ class FiltersConfig(_Model):
     @field_validator("min_severity")
     @classmethod
     def _severity(cls, value: str | None) -> str | None:
-        if value is not None and value not in SEVERITIES:
-            raise ValueError(f"must be one of {', '.join(SEVERITIES)}")
-        return value
+        return None if value is None else severity_value(value)
 
 
 class ProviderEntry(_Model):
@@ -121,10 +120,7 @@ class WarRoomConfig(_Model):
     @field_validator("severities")
     @classmethod
     def _severities(cls, value: list[str]) -> list[str]:
-        bad = [v for v in value if v not in SEVERITIES]
-        if bad:
-            raise ValueError(f"unknown severities {bad}; use {', '.join(SEVERITIES)}")
-        return value
+        return [severity_value(v) for v in value]
 
 
 class RemindersConfig(_Model):
@@ -258,6 +254,58 @@ def target_problems(
     return problems
 
 
+def _names(raw: Mapping[str, Any], section: str) -> list[str]:
+    items = raw.get(section)
+    if not isinstance(items, list):
+        return []
+    return [i["name"] for i in items if isinstance(i, dict) and isinstance(i.get("name"), str)]
+
+
+def _unknown(kind: str, value: str, known: list[str], section: str) -> str:
+    close = difflib.get_close_matches(value, known, n=1, cutoff=0.6)
+    if not close:  # a difference of case only is the commonest slip
+        close = [k for k in known if k.lower() == value.lower()][:1]
+    hint = f"did you mean {close[0]!r}?" if close else f"define it under {section}"
+    return f"unknown {kind} {value!r}: {hint}"
+
+
+def reference_problems(raw: Mapping[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
+    """``(location, message)`` for every name the file refers to but does not define:
+    a service's ``owner_team``, a provider filter's ``services``/``teams``, an alert
+    rule's ``service``. Works on the raw mapping, so it runs in the same pass as schema
+    validation (entries of the wrong shape are the schema's to report). A name must be
+    defined in the same file, as for ``owner_team``."""
+    teams, services = _names(raw, "teams"), _names(raw, "services")
+    problems: list[tuple[tuple[Any, ...], str]] = []
+
+    def check(loc: tuple[Any, ...], value: Any, kind: str, known: list[str], section: str) -> None:
+        if isinstance(value, str) and value and value not in known:
+            problems.append((loc, _unknown(kind, value, known, section)))
+
+    for index, service in enumerate(raw.get("services") or []):
+        if isinstance(service, dict):
+            loc = ("services", index, "owner_team")
+            check(loc, service.get("owner_team"), "team", teams, "teams")
+    for index, provider in enumerate(raw.get("providers") or []):
+        filters = provider.get("filters") if isinstance(provider, dict) else None
+        if not isinstance(filters, dict):
+            continue
+        for key, kind, known in (("services", "service", services), ("teams", "team", teams)):
+            values = filters.get(key)
+            for position, value in enumerate(values if isinstance(values, list) else []):
+                check(("providers", index, "filters", key, position), value, kind, known, key)
+    for index, rule in enumerate(raw.get("alert_rules") or []):
+        if isinstance(rule, dict):
+            check(
+                ("alert_rules", index, "service"),
+                rule.get("service"),
+                "service",
+                services,
+                "services",
+            )
+    return problems
+
+
 def parse(
     text: str, env: Mapping[str, str], *, name: str = "<config>", allow_private: bool = False
 ) -> ConfigDocument:
@@ -289,16 +337,23 @@ def parse(
     missing: list[tuple[tuple[Any, ...], str]] = []
     expanded = _expand(raw, env, (), missing)
     for loc, var in missing:
-        problems.append(f"{where(loc)}: {dotted(loc)}: environment variable {var} is not set")
+        problems.append(
+            f"{where(loc)}: {dotted(loc)}: environment variable {var} is not set "
+            "(neither in the environment nor in .env)"
+        )
+    references = [
+        f"{where(loc)}: {dotted(loc)}: {message}" for loc, message in reference_problems(expanded)
+    ]
     try:
         document = ConfigDocument.model_validate(expanded)
     except ValidationError as exc:
         for err in exc.errors():
             loc = tuple(err["loc"])
             problems.append(f"{where(loc)}: {dotted(loc)}: {err['msg']}")
+        problems += references  # one pass: schema and reference errors together
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
+    problems += references
 
-    team_names = {t.name for t in document.teams}
     named: list[tuple[str, list[Any]]] = [
         ("teams", list(document.teams)),
         ("services", list(document.services)),
@@ -313,12 +368,6 @@ def parse(
                     f"{where((kind, index, 'name'))}: {kind}[{index}].name: duplicate name {item.name!r}"
                 )
             seen.add(item.name)
-    for index, service in enumerate(document.services):
-        if service.owner_team and service.owner_team not in team_names:
-            problems.append(
-                f"{where(('services', index, 'owner_team'))}: services[{index}].owner_team: "
-                f"unknown team {service.owner_team!r} (define it under teams)"
-            )
     for index, provider in enumerate(document.providers):
         loc = ("providers", index)
         try:

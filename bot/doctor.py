@@ -20,6 +20,7 @@ class Check:
     name: str
     ok: bool
     detail: str
+    warning: bool = False  # ok, but worth a look (does not fail ``imas doctor``)
 
 
 def run_checks(rt: Runtime) -> list[Check]:
@@ -33,6 +34,7 @@ def run_checks(rt: Runtime) -> list[Check]:
     except Exception as exc:
         return [Check("database", False, f"{type(exc).__name__}: {exc}")]
 
+    results.append(_base_url_check(rt))
     if not rt.settings.slack_enabled:
         results.append(
             Check("slack app", True, "disabled (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET)")
@@ -86,6 +88,22 @@ def _files_at_rest(rt: Runtime) -> list[Check]:
             f"readable or writable by other users: {listed}; run chmod 600 on them",
         )
     ]
+
+
+def _base_url_check(rt: Runtime) -> Check:
+    """Links ("View incident", pagination) use IMAS_BASE_URL; a loopback address there
+    opens for nobody else once Slack shows it."""
+    settings = rt.settings
+    origin = "from IMAS_HOST/IMAS_PORT" if settings.base_url_is_derived else "IMAS_BASE_URL"
+    if settings.slack_enabled and settings.base_url_is_loopback:
+        return Check(
+            "base url",
+            True,
+            f"links use {settings.base_url} ({origin}), a loopback address that only this "
+            "machine can open: set IMAS_BASE_URL to the address people reach IMAS at",
+            warning=True,
+        )
+    return Check("base url", True, f"links use {settings.base_url} ({origin})")
 
 
 def _slack_checks(api: SlackApi, teams: list[tuple[str, str | None]]) -> list[Check]:

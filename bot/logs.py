@@ -72,3 +72,7 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
         "slack_bolt",
     ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Alembic says "Context impl SQLiteImpl" on every command: quiet unless debugging.
+    logging.getLogger("alembic").setLevel(
+        logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING
+    )

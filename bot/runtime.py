@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import startup_errors
 from bot.breaker import CircuitBreakers
 from bot.crypto import SecretBox, secret_box
-from bot.domain.errors import PermanentProviderError
+from bot.domain.errors import ConfigError, PermanentProviderError
 from bot.settings import Settings
 from providers.base import NotificationProvider
 from providers.http import HttpClient
@@ -69,6 +70,24 @@ class AckGate:
             time.sleep(0.005)
 
 
+def open_database(url: str, *, migrate: bool) -> Engine:
+    """The engine, migrated to the latest schema. Raises ConfigError with one line naming
+    ``IMAS_DATABASE_URL`` (password hidden), the cause and a hint (see bot/startup_errors)."""
+    if url.startswith("sqlite"):
+        problem = startup_errors.sqlite_folder_problem(url)
+        if problem:
+            raise ConfigError(
+                f"{startup_errors.SETTING} ({startup_errors.redact_url(url)}): {problem}"
+            )
+    try:
+        engine = make_engine(url)
+        if migrate:
+            upgrade(engine)
+    except Exception as exc:
+        raise ConfigError(startup_errors.describe_database_error(url, exc)) from exc
+    return engine
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -93,9 +112,7 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings, *, migrate: bool = True) -> Runtime:
-        engine = make_engine(settings.database_url)
-        if migrate:
-            upgrade(engine)
+        engine = open_database(settings.database_url, migrate=migrate)
         return cls(
             settings=settings,
             engine=engine,

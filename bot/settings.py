@@ -10,7 +10,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.domain.errors import ConfigError
@@ -34,7 +41,9 @@ class Settings(BaseSettings):
     slack_pin_emoji: str = Field("pushpin", validation_alias="IMAS_PIN_EMOJI")
 
     database_url: str = Field("sqlite:///./imas.db", validation_alias="IMAS_DATABASE_URL")
-    base_url: str = Field("http://127.0.0.1:3000", validation_alias="IMAS_BASE_URL")
+    # Empty: derived from IMAS_HOST/IMAS_PORT (see ``_default_base_url``).
+    base_url: str = Field("", validation_alias="IMAS_BASE_URL")
+    base_url_is_derived: bool = Field(False, exclude=True)  # IMAS_BASE_URL was not set
     host: str = Field("127.0.0.1", validation_alias="IMAS_HOST")
     port: int = Field(3000, ge=0, le=65535, validation_alias="IMAS_PORT")
     secret_key: SecretStr | None = Field(None, validation_alias="IMAS_SECRET_KEY")
@@ -102,6 +111,31 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{item!r} is not an IP address or network") from None
         return ",".join(entries)
+
+    @model_validator(mode="after")
+    def _default_base_url(self) -> Settings:
+        """Without IMAS_BASE_URL, links point at the address actually served: IMAS_HOST
+        (127.0.0.1 for a wildcard address) and IMAS_PORT. ``Server`` rewrites it once the
+        port is known when IMAS_PORT is 0."""
+        self.base_url_is_derived = not self.base_url  # never read from outside
+        if self.base_url_is_derived:
+            self.base_url = self.served_url(self.port)
+        return self
+
+    def served_url(self, port: int) -> str:
+        host = self.host
+        if host in ("", "0.0.0.0", "::"):  # noqa: S104 - a URL for links, not a bind
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{port}"
+
+    @property
+    def base_url_is_loopback(self) -> bool:
+        from urllib.parse import urlsplit
+
+        host = (urlsplit(self.base_url).hostname or "").lower()
+        return host in ("localhost", "::1") or host.startswith("127.")
 
     @field_validator("log_format")
     @classmethod
@@ -212,7 +246,16 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 def environment() -> dict[str, str]:
-    """The process environment, for ``${VAR}`` references in configuration files."""
+    """What ``${VAR}`` references in configuration files resolve from: the process
+    environment, then the ``.env`` file Settings reads (the environment wins, as for
+    settings), so a value set in ``.env`` works everywhere (``serve``, ``doctor``,
+    ``config validate``, ``IMAS_CONFIG``)."""
     import os
 
-    return dict(os.environ)
+    from dotenv import dotenv_values
+
+    env_file = Path(str(Settings.model_config.get("env_file") or ".env"))
+    from_file = dotenv_values(env_file, encoding="utf-8") if env_file.is_file() else {}
+    merged = {name: value for name, value in from_file.items() if value is not None}
+    merged.update(os.environ)
+    return merged

@@ -4,8 +4,11 @@ input or configuration, 1 for failures of the targets)."""
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -15,18 +18,55 @@ from bot import logs
 from bot.domain.errors import ConfigError, ImasError
 from bot.settings import Settings, load_settings
 
+_debug_flag = False
+
+
+def debug_wanted() -> bool:
+    """``--debug``, or ``IMAS_LOG_LEVEL=DEBUG`` in the environment or ``.env``."""
+    if _debug_flag:
+        return True
+    level = os.environ.get("IMAS_LOG_LEVEL")
+    if level is None:
+        from dotenv import dotenv_values
+
+        level = dotenv_values(".env").get("IMAS_LOG_LEVEL") if Path(".env").is_file() else None
+    return (level or "").strip().upper() == "DEBUG"
+
 
 def fail(message: str, code: int = 2) -> NoReturn:
+    """Print ``error: <message>`` and exit; with ``--debug`` the exception being handled,
+    if any, is printed first with its traceback."""
+    if debug_wanted() and sys.exc_info()[0] is not None:
+        traceback.print_exc()
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
 
-def settings_or_exit(**overrides: Any) -> Settings:
+def one_line(message: str) -> str:
+    """``invalid settings:\n  - A\n  - B`` as ``invalid settings: A; B``."""
+    head, _, rest = message.partition("\n")
+    items = [line.strip().removeprefix("- ") for line in rest.splitlines() if line.strip()]
+    return f"{head} {'; '.join(items)}" if items else head
+
+
+def config_message(exc: ConfigError) -> str:
+    """Settings errors on one line; configuration-file errors keep one line per problem."""
+    text = str(exc)
+    return one_line(text) if text.startswith("invalid settings:") else text
+
+
+def settings_or_exit(*, server: bool = False, **overrides: Any) -> Settings:
+    """The settings, or one line and exit 2. One-shot commands (``server`` False) print
+    their own outcomes, so their logs show errors only unless IMAS_LOG_LEVEL is set."""
     try:
         settings = load_settings(**overrides)
     except ConfigError as exc:
-        fail(str(exc))
+        fail(one_line(str(exc)))
     logs.configure(settings.log_level, settings.log_format)
+    if not server and "log_level" not in settings.model_fields_set:
+        logging.getLogger().setLevel(logging.ERROR)
+        # slack_sdk logs every refused connection; the step's outcome line says it too.
+        logging.getLogger("slack_sdk").setLevel(logging.CRITICAL)
     return settings
 
 
@@ -36,15 +76,41 @@ def runtime_or_exit(**overrides: Any) -> Any:
     settings = settings_or_exit(**overrides)
     try:
         return Runtime.build(settings)
-    except ConfigError as exc:
+    except ConfigError as exc:  # database unreachable, missing, unparsable (one line)
         fail(str(exc))
-    except Exception as exc:  # database unreachable, migrations failed
-        fail(f"cannot open the database: {type(exc).__name__}: {exc}", 1)
 
 
-@click.group(help="IMAS - Slack-first incident response.")
-def main() -> None:
-    pass
+class ImasGroup(click.Group):
+    """Every command's last line of defence: a configuration error is one line and exit 2,
+    anything unexpected one line and exit 1; the traceback only with ``--debug``."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except ConfigError as exc:
+            fail(config_message(exc))
+        except ImasError as exc:
+            fail(getattr(exc, "message", str(exc)))
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [""])[0]
+            fail(
+                f"unexpected {type(exc).__name__}: {logs.redact(first)} "
+                "(run with --debug for the traceback)",
+                1,
+            )
+
+
+@click.group(cls=ImasGroup, help="IMAS - Slack-first incident response.")
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="Show tracebacks with errors (also IMAS_LOG_LEVEL=DEBUG).",
+)
+def main(debug: bool) -> None:
+    global _debug_flag
+    _debug_flag = debug
 
 
 @main.command(help="Run the HTTP server, the outbox workers and the scheduler.")
@@ -58,9 +124,11 @@ def serve(host: str | None, port: int | None) -> None:
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
-    settings = settings_or_exit(**overrides)
+    settings = settings_or_exit(server=True, **overrides)
     try:
         server = Server(settings)
+    except ConfigError as exc:
+        fail(config_message(exc))
     except ImasError as exc:
         fail(str(exc))
     server.run()
@@ -75,6 +143,9 @@ def demo(keep: bool) -> None:
     from handlers.demo import StandinsMissing, run_demo
 
     logs.configure("INFO", "text")
+    for handler in logging.getLogger().handlers:  # the demo prints the log lines it shows
+        if handler.get_name() == "imas":
+            handler.setLevel(logging.WARNING)
     try:
         code = run_demo(keep_running=keep)
     except StandinsMissing as exc:
@@ -179,20 +250,105 @@ def _cli_audit_actor() -> Any:
     return AuditActor(label=name, kind="cli", ref=name, door="cli")
 
 
-def _drain(rt: Any, seconds: float) -> None:
-    """Run the incident's orchestration here, so it completes even with no server."""
+def _step_name(item: Any) -> str:
+    """``notify PagerDuty -> service:redis-prod``, ``war_room``…"""
+    parts = [item.kind.replace("_", " ")]
+    if item.event and item.kind == "notify":
+        parts.append(f"({item.event})")
+    if item.provider_name:
+        parts.append(f"via {item.provider_name}")
+    if item.recipient_kind:
+        parts.append(f"to {item.recipient_kind}:{item.recipient}")
+    return " ".join(parts)
+
+
+STEPS_FAILED = "error: some steps failed or did not finish (see above); imas serve retries them"
+
+
+def _last_step_id(rt: Any, ref: str) -> int:
+    """The newest outbox row of incident ``ref`` (0 if none or unknown): a status change
+    reports only the steps it adds."""
+    from sqlalchemy import func, select
+
+    from storage.incidents import get_incident
+    from storage.models import OutboxItem
+
+    with rt.reading() as session:
+        incident = get_incident(session, ref=ref)
+        if incident is None:
+            return 0
+        query = select(func.max(OutboxItem.id)).where(OutboxItem.incident_id == incident.id)
+        return int(session.scalar(query) or 0)
+
+
+def _drain(
+    rt: Any, incident_id: int, seconds: float, *, echo: bool = True, after_id: int = 0
+) -> bool:
+    """Run the incident's steps here, so they complete even with no server, printing each
+    outcome as it lands; True when every step succeeded.
+
+    Stops when every step of the incident is done or dead, when the only ones left are
+    waiting to retry a failure (the retry belongs to ``imas serve``), or after ``seconds``
+    (a step already running finishes first; its HTTP timeouts bound it). A step not done
+    by then counts as not delivered: False.
+    """
     from bot.steps import make_worker
     from storage import outbox as outbox_store
 
     worker = make_worker(rt)
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if worker.run_once() == 0:
-            with rt.transaction() as session:
-                depth = outbox_store.depth(session)
-            if not depth.get("pending") and not depth.get("failed") and not depth.get("in_flight"):
-                return
-            time.sleep(0.5)
+    reported: dict[int, tuple[str, int]] = {}
+    failed = False
+
+    def report() -> tuple[list[Any], list[Any]]:
+        nonlocal failed
+        with rt.reading() as session:
+            items = [
+                item
+                for item in outbox_store.for_incident(session, incident_id=incident_id)
+                if item.id > after_id
+            ]
+            for item in items:
+                session.expunge(item)
+        for item in items:
+            seen = (item.state, item.attempts)
+            if item.state in ("pending", "in_flight") or reported.get(item.id) == seen:
+                continue
+            reported[item.id] = seen
+            if item.state == "done":
+                line = f"  ok      {_step_name(item)}"
+            elif item.state == "dead":
+                failed = True
+                line = f"  FAILED  {_step_name(item)}: {item.last_error}"
+            else:  # failed, to be retried
+                failed = True
+                line = (
+                    f"  FAILED  {_step_name(item)} (attempt {item.attempts}, will be retried "
+                    f"by imas serve): {item.last_error}"
+                )
+            if echo:
+                click.echo(line)
+        open_items = [i for i in items if i.state in outbox_store.OPEN_STATES]
+        retrying = [i for i in open_items if i.state == "failed"]
+        return open_items, retrying
+
+    while True:
+        ran = worker.run_once() if time.monotonic() < deadline else 0
+        open_items, retrying = report()
+        if not open_items:
+            break
+        if ran == 0 and len(retrying) == len(open_items):
+            break  # only retries left: those are the server's job
+        if time.monotonic() >= deadline:
+            for item in open_items:
+                if item.state != "failed":
+                    failed = True  # not confirmed within --wait: not reported as sent
+                    if echo:
+                        click.echo(f"  waiting {_step_name(item)} (not done within --wait)")
+            break
+        if ran == 0:
+            time.sleep(0.2)
+    return not failed
 
 
 @incident.command("declare", help="Declare an incident; runs its orchestration before returning.")
@@ -213,7 +369,8 @@ def _drain(rt: Any, seconds: float) -> None:
     "wait_seconds",
     default=30.0,
     show_default=True,
-    help="Seconds to spend running the orchestration here (0: leave it to the server).",
+    help="At most this many seconds running the orchestration here, printing each step's "
+    "outcome (0: leave it to the server). Exit 1 when a step failed.",
 )
 def incident_declare(
     title: str,
@@ -243,15 +400,22 @@ def incident_declare(
         created, _ = declare(rt, data=data, actor=_cli_actor())
     except ImasError as exc:
         fail(getattr(exc, "message", str(exc)))
-    if wait_seconds > 0:
-        _drain(rt, wait_seconds)
-    found = incidents.show(rt, actor=_cli_actor(), ref=created.id, detail=True)
-    if as_json:
-        click.echo(json.dumps(found, indent=2))
-    else:
+    if not as_json:
+        found = incidents.show(rt, actor=_cli_actor(), ref=created.id)
         click.echo(
             f"Incident declared: {found['short_id']} ({found['title']}, {found['severity']})"
+            f"\n  {found['url']}"
         )
+    ok = _drain(rt, created.id, wait_seconds, echo=not as_json) if wait_seconds > 0 else True
+    if as_json:
+        click.echo(
+            json.dumps(
+                incidents.show(rt, actor=_cli_actor(), ref=created.id, detail=True), indent=2
+            )
+        )
+    elif not ok:
+        click.echo(STEPS_FAILED, err=True)
+    sys.exit(0 if ok else 1)
 
 
 @incident.command("list", help="List incidents, newest first.")
@@ -317,16 +481,20 @@ def _status_command(name: str, status: str, help_text: str) -> None:
         from bot.flows import incidents
 
         rt = runtime_or_exit()
+        after_id = _last_step_id(rt, ref)
         try:
             outcome = incidents.set_status(
                 rt, actor=_cli_actor(), ref=ref, status=status, summary=summary
             )
             short_id = outcome.incident["short_id"]
+            incident_id = outcome.incident["id"]
         except ImasError as exc:
             fail(getattr(exc, "message", str(exc)), 1)
-        if wait_seconds > 0:
-            _drain(rt, wait_seconds)
         click.echo(f"{short_id} is now {status}")
+        ok = _drain(rt, incident_id, wait_seconds, after_id=after_id) if wait_seconds > 0 else True
+        if not ok:
+            click.echo(STEPS_FAILED, err=True)
+        sys.exit(0 if ok else 1)
 
 
 _status_command("ack", "ACKNOWLEDGED", "Acknowledge an incident.")
@@ -502,7 +670,7 @@ def doctor(as_json: bool) -> None:
         click.echo(json.dumps([r.__dict__ for r in results], indent=2))
     else:
         for result in results:
-            mark = "ok  " if result.ok else "FAIL"
+            mark = "FAIL" if not result.ok else "warn" if result.warning else "ok  "
             click.echo(f"[{mark}] {result.name}: {result.detail}")
     sys.exit(0 if all(r.ok for r in results) else 1)
 

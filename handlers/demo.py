@@ -12,6 +12,7 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from bot import config_file
 from bot.presenter import incident_json
 from bot.settings import load_settings
 from handlers.server import Server
+from handlers.terminal import boxed, echo, mrkdwn_to_text
 from storage import incidents as incident_store
 
 if TYPE_CHECKING:
@@ -69,31 +71,35 @@ class _Collector(logging.Handler):
             self.lines.append(f"{record.levelname} - {record.getMessage()}")
 
 
-def render_blocks(blocks: list[dict[str, Any]]) -> list[str]:
-    """Blocks as the plain lines a reader sees in Slack."""
+def render_blocks(
+    blocks: list[dict[str, Any]], channel_name: Callable[[str], str | None] | None = None
+) -> list[str]:
+    """Blocks as the plain lines a reader sees in Slack (mrkdwn rendered for a terminal:
+    ``Runbook (https://…)``, ``#channel``)."""
+
+    def text(value: str) -> str:
+        return mrkdwn_to_text(value, channel_name=channel_name)
+
     lines: list[str] = []
     for block in blocks:
         kind = block.get("type")
         if kind == "header":
-            lines.append(block["text"]["text"])
+            lines.append(text(block["text"]["text"]))
         elif kind == "section":
             if block.get("text"):
-                lines.extend(block["text"]["text"].replace("*", "").splitlines())
+                lines.extend(text(block["text"]["text"]).splitlines())
             for field in block.get("fields", []):
-                lines.append(field["text"].replace("*", "").replace("\n", " "))
+                lines.append(text(field["text"]).replace("\n", " "))
         elif kind == "context":
-            lines.append(" ".join(e.get("text", "") for e in block.get("elements", [])))
+            lines.append(text(" ".join(e.get("text", "") for e in block.get("elements", []))))
         elif kind == "actions":
             lines.append(" ".join(f"[{e['text']['text']}]" for e in block.get("elements", [])))
         lines.append("")
     return lines
 
 
-def boxed(title: str, lines: list[str]) -> str:
-    width = max([len(title) + 2, *(len(line) for line in lines)]) + 2
-    top = f"┌─ {title} " + "─" * (width - len(title) - 3) + "┐"
-    body = [f"│ {line.ljust(width - 2)} │" for line in lines]
-    return "\n".join([top, *body, "└" + "─" * width + "┘"])
+def heading(text: str) -> str:
+    return click.style(text, bold=True)
 
 
 def run_demo(*, keep_running: bool = False) -> int:
@@ -119,15 +125,17 @@ def run_demo(*, keep_running: bool = False) -> int:
             outbox_poll_seconds=0.2,
         )
         server = Server(settings)
-        click.echo(
-            "Step 1-3: team SRE Core, service redis-prod, provider 'Slack Production' "
-            "(imas config apply)"
+        echo(
+            heading(
+                "Step 1-3: team SRE Core, service redis-prod, provider 'Slack Production' "
+                "(imas config apply)"
+            )
         )
         document = config_file.parse(
             DEMO_CONFIG, {"SLACK_BOT_TOKEN": fake.bot_token}, name="demo.yml", allow_private=True
         )
         with server.rt.transaction() as session:
-            click.echo(
+            echo(
                 "  "
                 + config_file.apply(session, server.rt, document, source="demo.yml")
                 .summary()
@@ -145,10 +153,10 @@ def _play(server: Server, fake: FakeSlack, collector: _Collector, keep_running: 
     from imas_standins import SlackDriver
 
     slack = SlackDriver(f"http://127.0.0.1:{server.port}/slack/events", SIGNING_SECRET, fake)
-    click.echo("\nStep 4: Alice types /incident in #general ...")
+    echo(heading("\nStep 4: Alice types /incident in #general ..."))
     started = time.monotonic()
     response = slack.slash("")
-    click.echo(
+    echo(
         f"  Slack got its answer in {(time.monotonic() - started) * 1000:.0f} ms "
         f"(HTTP {response.status_code}); the declare modal opens"
     )
@@ -160,7 +168,7 @@ def _play(server: Server, fake: FakeSlack, collector: _Collector, keep_running: 
         "service": "redis-prod",
         "severity": "SEV2_HIGH",
     }
-    click.echo(f"  ... and submits it: {json.dumps(values, ensure_ascii=False)}")
+    echo(f"  ... and submits it: {json.dumps(values, ensure_ascii=False)}")
     slack.submit_view(view, values)
 
     deadline = time.monotonic() + 15
@@ -176,28 +184,34 @@ def _play(server: Server, fake: FakeSlack, collector: _Collector, keep_running: 
                     break
         time.sleep(0.1)
     if data is None:
-        click.echo("error: the incident was not created", err=True)
+        echo("error: the incident was not created", err=True)
         return 1
     elapsed = time.monotonic() - started
     announcement = next(m for m in fake.messages(TEAM_CHANNEL) if not m.get("thread_ts"))
-    click.echo("\nVérification 1 - the message in #sre-core:")
-    click.echo(boxed("#sre-core", render_blocks(announcement["blocks"])))
+    echo(heading("\nVérification 1 - the message in #sre-core:"))
+
+    def channel_name(channel_id: str) -> str | None:
+        channel = fake.channels.get(channel_id)
+        return channel.name if channel else None
+
+    echo(boxed("#sre-core", render_blocks(announcement["blocks"], channel_name)))
     room = fake.channel(data["war_room_channel_id"])
     members = ", ".join(sorted(fake.users[m].name for m in room.members if m in fake.users))
-    click.echo(
+    echo(
         f"\nWar room: #{room.name}\n  topic: {room.topic}\n  members: {members}\n"
         f"  bookmarks: {', '.join(b['title'] for b in room.bookmarks)}\n  pinned summary: "
         f"{'yes' if room.pins else 'no'}"
     )
-    click.echo("\nVérification 2 - the log lines:")
+    echo(heading("\nVérification 2 - the log lines:"))
     for line in collector.lines:
-        click.echo(f"  {line}")
-    click.echo("\nVérification 3 - the timeline:")
+        echo(f"  {line}")
+    echo(heading("\nVérification 3 - the timeline:"))
     for event in data["timeline"]:
-        click.echo(f"  {event['at'][11:19]}  {event['type']:<18} {event['message']}")
-    click.echo(f"\nIncident {data['short_id']} fully set up in {elapsed:.2f} s. ")
+        message = mrkdwn_to_text(event["message"], channel_name=channel_name)
+        echo(f"  {event['at'][11:19]}  {event['type']:<18} {message}", indent=" " * 30)
+    echo(f"\nIncident {data['short_id']} fully set up in {elapsed:.2f} s. ")
     if keep_running:
-        click.echo(f"Serving on http://127.0.0.1:{server.port} (Ctrl-C to stop)")
+        echo(f"Serving on http://127.0.0.1:{server.port} (Ctrl-C to stop)")
         try:
             while True:
                 time.sleep(1)

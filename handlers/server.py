@@ -14,6 +14,7 @@ import time
 import uvicorn
 
 from bot import config_file
+from bot.domain.errors import ConfigError
 from bot.runtime import Runtime
 from bot.scheduler import Scheduler
 from bot.settings import Settings, environment
@@ -31,11 +32,14 @@ class Server:
         self.settings = settings
         self.rt = Runtime.build(settings)
         if settings.config_file is not None:
-            document = config_file.load(
-                settings.config_file,
-                environment(),
-                allow_private=settings.allow_private_webhook_targets,
-            )
+            try:
+                document = config_file.load(
+                    settings.config_file,
+                    environment(),
+                    allow_private=settings.allow_private_webhook_targets,
+                )
+            except ConfigError as exc:
+                raise ConfigError(f"IMAS_CONFIG: {exc}") from exc
             with self.rt.transaction() as session:
                 report = config_file.apply(
                     session, self.rt, document, source=str(settings.config_file)
@@ -59,6 +63,7 @@ class Server:
             )
         )
         self._thread: threading.Thread | None = None
+        self._bound_port: int | None = None
 
     def announce(self) -> None:
         if self.settings.slack_enabled:
@@ -78,10 +83,11 @@ class Server:
             )
         kind = "SQLite" if self.settings.is_sqlite else "PostgreSQL"
         log.info(
-            "IMAS listening on http://%s:%s (%s database)",
+            "IMAS listening on http://%s:%s (%s database; links use %s)",
             self.settings.host,
-            self.settings.port,
+            self.port,
             kind,
+            self.settings.base_url,
         )
 
     def start_workers(self) -> None:
@@ -97,15 +103,25 @@ class Server:
     def listening_socket(self) -> socket.socket | None:
         """With several web processes, each binds the port with SO_REUSEPORT and the
         kernel spreads connections between them; None lets uvicorn bind as usual."""
-        if not self.settings.reuse_port and self.settings.web_processes == 1:
+        shared = self.settings.reuse_port or self.settings.web_processes > 1
+        if not shared and self.settings.port != 0:
             return None
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if shared:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((self.settings.host, self.settings.port))
         sock.listen(2048)
         sock.set_inheritable(False)
+        self._follow_port(int(sock.getsockname()[1]))
         return sock
+
+    def _follow_port(self, port: int) -> None:
+        """With IMAS_PORT=0 the port is known once bound: links follow it unless
+        IMAS_BASE_URL was set."""
+        self._bound_port = port
+        if self.settings.port == 0 and self.settings.base_url_is_derived:
+            self.settings.base_url = self.settings.served_url(port)
 
     def spawn_siblings(self) -> list[subprocess.Popen[bytes]]:
         """Start ``web_processes - 1`` more ``imas serve`` processes on the same port.
@@ -174,6 +190,7 @@ class Server:
             if not self._thread.is_alive():
                 raise RuntimeError("HTTP server failed to start")
             threading.Event().wait(0.02)
+        self._follow_port(self.port)
 
     @property
     def port(self) -> int:
@@ -181,7 +198,7 @@ class Server:
         for srv in servers:
             for sock in srv.sockets:
                 return int(sock.getsockname()[1])
-        return self.settings.port
+        return self._bound_port or self.settings.port
 
     def stop(self) -> None:
         self.server.should_exit = True

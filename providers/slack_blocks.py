@@ -338,19 +338,6 @@ def declare_modal(
     }
 
 
-HELP_TEXT = """*IMAS — incident commands*
-• `/incident` or `/incident declare [title]` — declare an incident (opens a form)
-• `/incident list [mine|open|all] [SEV1..SEV4]` — list incidents
-• `/incident status` — the incident of this war room
-• `/incident ack` · `mitigate` · `resolve` · `reopen` — change its status (in a war room, or add the id: `/incident ack INC-A1B2C3`)
-• `/incident severity <SEV1|SEV2|SEV3|SEV4>` — change its severity
-• `/incident update` — post a status update · `/incident note <text>` — add a note to the timeline
-• `/incident role <lead|communications|scribe> @user` — assign a role
-• `/incident oncall [team]` · `/incident page <team|@user>` — who is on call / page them
-• `/incident doc` — the LID document · `/incident repair` — re-run unfinished steps · `/incident doctor` — check the set-up
-React with :pushpin: to a message in a war room to add it to the timeline."""
-
-
 def incident_list_text(lines: list[str], heading: str) -> str:
     """``lines`` are mrkdwn already escaped: build each with :func:`incident_list_line`."""
     if not lines:

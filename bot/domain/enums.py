@@ -115,6 +115,15 @@ def parse_severity(text: object, *, field: str = "severity") -> Severity:
     return found
 
 
+def severity_value(text: object) -> str:
+    """``parse_severity`` for pydantic validators and configuration files: the canonical
+    value, or ``ValueError`` carrying the parser's message (aliases listed)."""
+    try:
+        return parse_severity(text).value
+    except InputError as exc:
+        raise ValueError(exc.message) from None
+
+
 def parse_status(text: object, *, field: str = "status") -> Status:
     found = STATUS_ALIASES.get(_key(text))
     if found is None:

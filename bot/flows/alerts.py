@@ -27,6 +27,11 @@ resolved.
      (``unrouted``).
    * Linking an alert to an incident writes an ``ALERT_RECEIVED`` timeline event; a
      linked alert going from firing to resolved writes ``ALERT_RESOLVED``.
+   * **Re-fire**: a firing alert whose latest occurrence was resolved with its incident
+     (not a replay of that occurrence: same ``startsAt``) follows the rule's
+     ``on_refire`` (``AlertRuleSpec``): reopen the resolved incident, open a new one (a
+     new occurrence, never folded), or ignore; each writes ``ALERT_REFIRED`` in the
+     resolved incident's timeline (``_refire``).
 
 3. **Auto-resolve**: an open incident whose alerts are now all resolved is resolved
    (``change_status`` with summary "All alerts resolved") when the rule of the alert that
@@ -46,7 +51,7 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -103,6 +108,7 @@ class IngestResult:
     deduplicated: int = 0
     created_incidents: list[str] = field(default_factory=list)
     resolved_incidents: list[str] = field(default_factory=list)
+    reopened_incidents: list[str] = field(default_factory=list)
     incidents: list[str] = field(default_factory=list)
     unrouted: list[Unrouted] = field(default_factory=list)
 
@@ -113,6 +119,7 @@ class IngestResult:
             "deduplicated": self.deduplicated,
             "created_incidents": self.created_incidents,
             "resolved_incidents": self.resolved_incidents,
+            "reopened_incidents": self.reopened_incidents,
             "incidents": self.incidents,
             "unrouted": [
                 {"alert": u.alert, "fingerprint": u.fingerprint, "reason": u.reason}
@@ -236,10 +243,16 @@ def _ingest_one(batch: _Batch, alert: ParsedAlert) -> None:
     key = bounded_key(alert)
     row = batch.latest.get(fingerprint)
     previous_status: str | None = None
-    if row is not None and (
-        row.status == "firing"
-        or alert.status == "resolved"
-        or row.last_seen_at >= batch.now - window
+    resolved_incident = _refired_from(batch, row, alert)
+    policy = _refire_policy(batch, rule, resolved_incident) if resolved_incident else None
+    if (
+        row is not None
+        and policy != "new_incident"  # a new incident gets a new occurrence
+        and (
+            row.status == "firing"
+            or alert.status == "resolved"
+            or row.last_seen_at >= batch.now - window
+        )
     ):
         previous_status = row.status
         row.count += 1
@@ -275,6 +288,9 @@ def _ingest_one(batch: _Batch, alert: ParsedAlert) -> None:
         batch.latest[fingerprint] = row
         batch.result.stored += 1
 
+    if resolved_incident is not None and policy is not None:
+        _refire(batch, row, alert, rule, key, resolved_incident, policy)
+        return
     linked = session.get(Incident, row.incident_id) if row.incident_id is not None else None
     if alert.status == "firing":
         refired = previous_status == "resolved"
@@ -296,6 +312,100 @@ def _ingest_one(batch: _Batch, alert: ParsedAlert) -> None:
         if rule is not None and rule.auto_resolve and linked.is_open:
             batch.resolve_candidates[linked.id] = linked
         batch.note_incident(linked)
+
+
+def _utc(when: datetime | None) -> datetime | None:
+    """Naive UTC (SQLite gives naive datetimes back, payloads aware ones)."""
+    if when is not None and when.tzinfo is not None:
+        return when.astimezone(UTC).replace(tzinfo=None)
+    return when
+
+
+def _refired_from(batch: _Batch, row: Alert | None, alert: ParsedAlert) -> Incident | None:
+    """The resolved incident a firing ``alert`` fires again after, if it is a re-fire: its
+    latest occurrence was resolved, was linked to an incident that is now resolved, and
+    the notification is not a replay of that occurrence (same ``startsAt``)."""
+    if alert.status != "firing" or row is None or row.status != "resolved":
+        return None
+    if row.incident_id is None:
+        return None
+    if alert.starts_at is not None and _utc(alert.starts_at) == _utc(row.starts_at):
+        return None  # a late replay of the occurrence that was resolved
+    incident = batch.session.get(Incident, row.incident_id)
+    if incident is None or incident.is_open:
+        return None
+    return incident
+
+
+def _refire_policy(batch: _Batch, rule: AlertRuleSpec | None, resolved: Incident) -> str:
+    """``reopen``, ``new_incident`` or ``ignore`` (see ``AlertRuleSpec``); without a rule
+    an alert opens nothing, so its re-fire is only noted."""
+    if rule is None:
+        return "ignore"
+    if rule.on_refire != "new_incident":
+        return rule.on_refire
+    resolved_at, now = _utc(resolved.resolved_at), _utc(batch.now)
+    if resolved_at is not None and now is not None and rule.reopen_within_minutes > 0:
+        if now - resolved_at < timedelta(minutes=rule.reopen_within_minutes):
+            return "reopen"
+    return "new_incident"
+
+
+def _refire(
+    batch: _Batch,
+    row: Alert,
+    alert: ParsedAlert,
+    rule: AlertRuleSpec | None,
+    key: str,
+    resolved: Incident,
+    policy: str,
+) -> None:
+    """Apply the re-fire ``policy`` and say so in the timeline (``ALERT_REFIRED`` on the
+    resolved incident; ``ALERT_RECEIVED`` on the incident the alert joins)."""
+    session = batch.session
+    why = f"on_refire: {rule.on_refire}" if rule else "no alert rule"
+    if rule is not None and rule.on_refire == "new_incident" and policy == "reopen":
+        why += f", resolved less than {rule.reopen_within_minutes} min ago"
+
+    def note(message: str) -> None:
+        incident_store.add_event(
+            session,
+            incident=resolved,
+            type="ALERT_REFIRED",
+            message=message,
+            actor=batch.actor.label,
+            source=batch.actor.origin,
+            data={"alert_id": row.id, "source": batch.source, "fingerprint": row.fingerprint},
+        )
+        batch.note_incident(resolved)
+
+    session.flush()  # the row's id, for the timeline
+    already_open = batch.open_by_key.get(key) or alert_store.open_incident_for_key(session, key=key)
+    if policy == "ignore":
+        note(f"Alert fired again after resolution: {_label(alert)} (ignored: {why})")
+        return
+    if policy == "reopen" and (already_open is None or not already_open.is_open):
+        previous = resolved.status
+        change_status(session, batch.rt, incident=resolved, status="TRIGGERED", actor=batch.actor)
+        audit.record(
+            session,
+            batch.actor,
+            action="incident.reopen",
+            target_type="incident",
+            target=resolved.short_id,
+            changes={"status": [previous, "TRIGGERED"]},
+        )
+        note(f"Alert fired again: {_label(alert)}; incident reopened ({why})")
+        batch.result.reopened_incidents.append(resolved.short_id)
+        batch.open_by_key[key] = resolved
+        _link_to_incident(batch, row, alert, rule, key)
+        return
+    _link_to_incident(batch, row, alert, rule, key)
+    joined = session.get(Incident, row.incident_id) if row.incident_id is not None else None
+    if joined is not None and joined.id != resolved.id:
+        note(f"Alert fired again: {_label(alert)}; it joined {joined.short_id} ({why})")
+    else:
+        note(f"Alert fired again after resolution: {_label(alert)}; no incident opened ({why})")
 
 
 def _label(alert: ParsedAlert) -> str:

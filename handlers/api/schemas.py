@@ -20,7 +20,7 @@ from pydantic import (
     field_validator,
 )
 
-from bot.domain.enums import SEVERITIES, STATUSES
+from bot.domain.enums import SEVERITIES, STATUSES, severity_value
 from bot.flows.declare import TITLE_MAX
 from bot.kpis import GROUPINGS
 from storage.alerts import ALERT_STATUSES
@@ -41,22 +41,21 @@ StatusName = Annotated[str, Field(json_schema_extra={"enum": list(STATUSES)})]
 AlertStatusName = Annotated[str, Field(json_schema_extra={"enum": list(ALERT_STATUSES)})]
 GroupingName = Annotated[str, Field(json_schema_extra={"enum": list(GROUPINGS)})]
 
-_SEVERITY_ALIASES = {name.split("_")[0]: name for name in SEVERITIES}
-
 
 def normalise_severity(value: Any) -> Any:
-    """``SEV2_HIGH``, ``sev2_high`` and ``SEV2`` all mean SEV2_HIGH; anything else is left
-    for the validator to reject."""
+    """Every spelling ``bot.domain.enums.parse_severity`` accepts (``SEV2_HIGH``, ``SEV2``,
+    ``high``, ``P2``…) means SEV2_HIGH; anything else is left for the validator to reject
+    with the parser's message."""
     if isinstance(value, str):
-        word = value.strip().upper()
-        return _SEVERITY_ALIASES.get(word, word)
+        try:
+            return severity_value(value)
+        except ValueError:
+            return value
     return value
 
 
 def check_severity(value: str) -> str:
-    if value not in SEVERITIES:
-        raise ValueError(f"must be one of {', '.join(SEVERITIES)}")
-    return value
+    return severity_value(value)
 
 
 class LoginIn(BaseModel):
@@ -284,6 +283,7 @@ class WebhookOut(BaseModel):
     deduplicated: int
     created_incidents: list[str]
     resolved_incidents: list[str]
+    reopened_incidents: list[str]  # by an alert firing again (the rule's on_refire)
     incidents: list[str]
     unrouted: list[UnroutedOut]
 

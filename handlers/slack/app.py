@@ -17,6 +17,10 @@ from urllib.parse import parse_qsl
 
 from slack_bolt import App
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.logger.messages import (
+    warning_client_prioritized_and_token_skipped,
+    warning_token_skipped,
+)
 from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy.exc import IntegrityError
@@ -90,6 +94,22 @@ class AckFirstPool(ThreadPoolExecutor):
         return super().submit(after_acks)
 
 
+class _TokenSkippedFilter(logging.Filter):
+    """Drops Bolt's start-up warnings that ``SLACK_BOT_TOKEN`` "will be ignored" / "will be
+    unused": Bolt says so whenever a client or ``authorize`` is given beside the token it
+    reads from the environment, but IMAS's client and authorizer carry that very token, so
+    the warnings read as the opposite of what happens (issue 16, item 9)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() not in (
+            warning_token_skipped(),
+            warning_client_prioritized_and_token_skipped(),
+        )
+
+
+_TOKEN_SKIPPED_FILTER = _TokenSkippedFilter()
+
+
 def build_bolt_app(rt: Runtime) -> tuple[App, AckFirstPool]:
     """The Bolt app with every listener registered, and the pool for post-ack Slack calls."""
     from handlers.slack import register
@@ -106,6 +126,7 @@ def build_bolt_app(rt: Runtime) -> tuple[App, AckFirstPool]:
     # acks, then hands any Slack call to ``background``. This avoids Bolt's hop to its
     # listener executor and its 10 ms ack polling, which dominate the ack latency under load.
     identity = BotIdentity(token=settings.slack_bot_token.get_secret_value(), client=client)
+    logging.getLogger("slack_bolt.App").addFilter(_TOKEN_SKIPPED_FILTER)  # idempotent
     app = App(
         client=client,
         signing_secret=settings.slack_signing_secret.get_secret_value(),

@@ -25,6 +25,7 @@ from bot.flows import incidents
 from bot.flows.repair import RepairReport
 from bot.runtime import Runtime
 from handlers.slack.actions import update_modal
+from handlers.slack.command_table import HELP_TEXT
 from handlers.slack.common import (
     actor_from,
     error_text,
@@ -32,7 +33,6 @@ from handlers.slack.common import (
     require_allowed,
 )
 from providers.slack_blocks import (
-    HELP_TEXT,
     declare_modal,
     incident_list_line,
     incident_list_text,

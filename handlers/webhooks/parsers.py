@@ -486,7 +486,8 @@ def parse_datadog(payload: Any, headers: Mapping[str, str] | None = None) -> lis
 
     Resolved when ``ALERT_TRANSITION`` is ``Recovered`` (else when the title starts with
     ``[Recovered]``, else when ``ALERT_TYPE`` is ``success``). ``name`` is the title without
-    its ``[P1] [Triggered on {scope}]`` prefix, so the trigger and the recovery match.
+    its ``[P1] [Triggered on {scope}]`` prefix (also ``summary``; the full title is the
+    ``title`` annotation), so the trigger and the recovery match.
     Fingerprint: ``AGGREG_KEY``; else sha256 of ``ALERT_ID`` + scope; else sha256 of the
     org, the scope and the bare title. Severity word: ``ALERT_PRIORITY``, a ``P1``-``P5``
     ``PRIORITY``, the title's ``[Pn]``, ``ALERT_TYPE``, ``warning`` for a ``Warn``
@@ -552,7 +553,7 @@ def parse_datadog(payload: Any, headers: Mapping[str, str] | None = None) -> lis
     description = (text("body", "event_msg", "text_only_msg") or "").strip()
     if description.startswith("%%%") and description.endswith("%%%") and len(description) >= 6:
         description = description[3:-3].strip()
-    annotations: dict[str, str] = {}
+    annotations: dict[str, str] = {"title": title} if title != bare_title else {}
     for key in ("alert_status", "alert_transition", "alert_type", "event_type", "alert_metric"):
         found = text(key)
         if found:
@@ -565,7 +566,10 @@ def parse_datadog(payload: Any, headers: Mapping[str, str] | None = None) -> lis
             fingerprint=fingerprint,
             status=status,
             name=bare_title,
-            summary=title,
+            # Without the state prefix Datadog adds ([P2] [Triggered on {...}]): the
+            # incident title must not say "Triggered" once it recovers. The full title
+            # stays in the ``title`` annotation.
+            summary=bare_title,
             description=description,
             labels=labels,
             annotations=annotations,

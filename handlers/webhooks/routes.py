@@ -15,7 +15,8 @@ last one):
    deep; NUL and unpaired surrogates are replaced by U+FFFD), parsed by the source's
    parser (400 with the parser's message, e.g. ``alerts[2].status: ...``);
 5. ``bot.flows.alerts.ingest`` in one transaction -> 202 with ``{"received", "stored",
-   "deduplicated", "created_incidents", "resolved_incidents", "incidents", "unrouted"}``.
+   "deduplicated", "created_incidents", "resolved_incidents", "reopened_incidents",
+   "incidents", "unrouted"}``.
    The database being unreachable gives 503 with ``Retry-After`` (Alertmanager and most
    senders retry only on 5xx), through the application's error handlers.
 """

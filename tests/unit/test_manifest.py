@@ -4,6 +4,7 @@ the command, the shortcuts, the events, and the scopes of every Web API method c
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = ROOT.parent / "shared" / "reference" / "schemas" / "slack-app-manifest.schema.1.0.0.json"
+SCHEMA = ROOT / "tests" / "data" / "schemas" / "slack-app-manifest.schema.1.0.0.json"
 CODE_DIRS = ("bot", "handlers", "providers")
 
 # Bot scopes each Web API method needs (from Slack's method reference). Reading a channel
@@ -82,9 +83,7 @@ def used(pattern: str) -> set[str]:
 
 def test_manifest_validates_against_slack_schema():
     if not SCHEMA.exists():
-        pytest.fail(
-            f"Slack's manifest schema is expected at {SCHEMA} (the shared/ folder beside the repo)"
-        )
+        pytest.fail(f"Slack's manifest schema is vendored at {SCHEMA}")
     schema = json.loads(SCHEMA.read_text())
     jsonschema.Draft7Validator(schema).validate(manifest())
 
@@ -111,3 +110,95 @@ def test_manifest_scopes_are_exactly_those_the_code_needs():
     for event in manifest()["settings"]["event_subscriptions"]["bot_events"]:
         needed |= EVENT_SCOPES[event]
     assert set(manifest()["oauth_config"]["scopes"]["bot"]) == needed
+
+
+# -------------------------------------------------------------- one table of subcommands
+
+
+def test_usage_hint_help_and_readme_come_from_the_command_table():
+    from handlers.slack.command_table import (
+        COMMANDS,
+        README_END,
+        README_START,
+        help_text,
+        readme_list,
+        usage_hint,
+    )
+
+    (incident,) = manifest()["features"]["slash_commands"]
+    assert incident["usage_hint"] == usage_hint(), f'paste usage_hint: "{usage_hint()}"'
+    readme = (ROOT / "README.md").read_text()
+    start, end = readme.find(README_START), readme.find(README_END)
+    assert 0 <= start < end, "README.md lost its incident-commands markers"
+    assert readme[start : end + len(README_END)] == readme_list(), (
+        "paste into README.md:\n" + readme_list()
+    )
+    text = help_text()
+    for command in COMMANDS:
+        assert f"`/incident {command.name}" in text
+        assert all(f"`{alias}`" in text for alias in command.aliases)
+    assert "`/incident resolve [summary]`" in text and "`/incident help`" in text
+    assert "|reopen|" in usage_hint()
+
+
+def test_the_command_table_is_exactly_what_slash_incident_dispatches():
+    from handlers.slack.command_table import HELP_TEXT, dispatched_words
+    from handlers.slack.commands import SUBCOMMANDS
+
+    source = (ROOT / "handlers" / "slack" / "commands.py").read_text()
+    declare_words = set(re.findall(r'"([a-z]+)"', source.split("if sub in (", 1)[1].split(")")[0]))
+    assert set(SUBCOMMANDS) | declare_words == dispatched_words()
+    assert SUBCOMMANDS["help"](None, {}, "") == HELP_TEXT
+
+
+# ------------------------------------------------ README configuration snippets, checked
+
+
+def readme_yaml_blocks() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r"^```ya?ml\n(.*?)^```", text, flags=re.S | re.M)
+
+
+def test_readme_alertmanager_snippet_passes_amtool(tmp_path):
+    import shutil
+    import subprocess
+
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        pytest.skip(
+            "amtool is not installed (Debian package prometheus-alertmanager; .ci/run installs it)"
+        )
+    blocks = [b for b in readme_yaml_blocks() if b.startswith("# alertmanager.yml")]
+    assert blocks, "README.md has no alertmanager.yml snippet"
+    for block in blocks:
+        path = tmp_path / "alertmanager.yml"
+        path.write_text(block)
+        result = subprocess.run(  # noqa: S603 - the real Alertmanager checker
+            [amtool, "check-config", str(path)], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_readme_imas_yml_snippets_pass_config_validate(tmp_path):
+    """Each snippet is a part of one imas.yml: the seed first, then each other part added
+    to it, checked by the real ``imas config validate``."""
+    import subprocess
+    import sys
+
+    blocks = [b for b in readme_yaml_blocks() if not b.startswith("# alertmanager.yml")]
+    assert len(blocks) >= 3
+    seed, *parts = blocks
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAS_", "SLACK_"))}
+    env["SLACK_BOT_TOKEN"] = "xoxb-readme"
+    for index, part in enumerate(["", *parts]):
+        path = tmp_path / f"imas-{index}.yml"
+        path.write_text(seed + part)
+        result = subprocess.run(  # noqa: S603 - our own CLI
+            [sys.executable, "-m", "handlers.cli", "config", "validate", str(path)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, f"README snippet {index}:\n{part}\n{result.stderr}"

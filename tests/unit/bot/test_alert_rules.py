@@ -188,7 +188,7 @@ def test_unknown_severity_message_lists_allowed_values() -> None:
 def test_direct_construction_validates_too() -> None:
     with pytest.raises(InputError, match="match.alertname"):
         AlertRuleSpec(name="r", name_regex="[")
-    with pytest.raises(InputError, match="unknown severity"):
+    with pytest.raises(InputError, match="(?i)unknown severity"):
         AlertRuleSpec(name="r", severity_mapping={"severity": {"x": "BAD"}})
 
 

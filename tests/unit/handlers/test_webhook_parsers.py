@@ -216,7 +216,8 @@ def test_datadog_fixture() -> None:
     assert alert.status == "firing"
     assert alert.fingerprint == "9bd4ac313a4d1e8fae2482df7b77628"  # AGGREG_KEY
     assert alert.name == "Redis latency high"  # [P2] [Triggered on {...}] stripped
-    assert alert.summary == "[P2] [Triggered on {host:redis-1}] Redis latency high"
+    assert alert.summary == "Redis latency high"  # the incident title has no state prefix
+    assert alert.annotations["title"] == "[P2] [Triggered on {host:redis-1}] Redis latency high"
     assert alert.description.startswith("@webhook-imas")
     assert "%%%" not in alert.description
     assert alert.labels["service"] == "redis-prod"

@@ -1,5 +1,5 @@
 """Fixtures for provider tests: a sample incident/notification, a started HttpRecorder, an
-HttpClient allowed to reach 127.0.0.1, and the vendor schemas from ``../shared``."""
+HttpClient allowed to reach 127.0.0.1, and the vendor schemas vendored in ``tests/data/schemas``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from providers.http import HttpClient
 from tests.fakes.receivers import HttpRecorder
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-SCHEMAS_DIR = (REPO_ROOT / "../shared/reference/schemas").resolve()
+SCHEMAS_DIR = REPO_ROOT / "tests" / "data" / "schemas"
 
 
 def make_incident(**overrides: Any) -> IncidentView:
@@ -82,8 +82,8 @@ def schema_path(name: str) -> Path:
     path = SCHEMAS_DIR / name
     if not path.is_file():
         pytest.fail(
-            f"vendor schema {name} not found at {path}: the tests expect the shared "
-            "reference folder beside the repository (../shared/reference/schemas)"
+            f"vendor schema {name} not found at {path}: it is vendored in tests/data/schemas "
+            "(see SOURCE.md there)"
         )
     return path
 
