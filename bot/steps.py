@@ -22,7 +22,7 @@ from bot.outbox_kinds import OutboxKind, lid_key, lid_sync_key, refresh_key
 from bot.presenter import view_of
 from bot.runtime import Runtime
 from providers.base import IncidentView, Notification, Recipient
-from providers.slack import METADATA_EVENT, SlackProvider
+from providers.slack import SlackProvider, find_own_message, metadata_for
 from providers.slack_api import SlackApi
 from providers.slack_blocks import fallback_text, war_room_summary_blocks
 from providers.text import one_line, slack_fit
@@ -427,25 +427,15 @@ def _bookmarks(api: SlackApi, channel_id: str, view: IncidentView) -> None:
 def _post_summary(api: SlackApi, channel_id: str, view: IncidentView, item: OutboxItem) -> str:
     key = f"summary:{item.idempotency_key}"
     if item.attempts > 1:
-        history = api.call(
-            "conversations.history", channel=channel_id, limit=50, include_all_metadata=True
-        )
-        for message in history.get("messages", []):
-            meta = message.get("metadata") or {}
-            if (
-                meta.get("event_type") == METADATA_EVENT
-                and (meta.get("event_payload") or {}).get("key") == key
-            ):
-                return str(message["ts"])
+        found = find_own_message(api, channel_id, key, since=item.first_claimed_at)
+        if found:
+            return found
     data = api.call(
         "chat.postMessage",
         channel=channel_id,
         text=fallback_text(view),
         blocks=war_room_summary_blocks(view),
-        metadata={
-            "event_type": METADATA_EVENT,
-            "event_payload": {"key": key, "incident": view.short_id},
-        },
+        metadata=metadata_for(key, view.short_id),
     )
     return str(data["ts"])
 
