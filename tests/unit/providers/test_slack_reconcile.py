@@ -97,3 +97,27 @@ def test_dm_once_after_a_lost_response(fake: FakeSlack) -> None:
     assert dm is not None
     [message] = ours(fake.messages(dm), "notify:3:u")
     assert result.data["ts"] == message["ts"] and fake.count("chat.postMessage") == 1
+
+
+@pytest.mark.parametrize("target", ["channel", "user"])
+def test_slack_post_step_posts_once_after_a_lost_response(fake: FakeSlack, target: str) -> None:
+    """Role DMs, war-room notes, reminders (``slack_post`` rows) reconcile the same way."""
+    from bot.flows.slack_steps import post_once
+    from providers.guard import AddressPolicy
+    from providers.slack_api import SlackApi
+    from storage.models import OutboxItem
+
+    fake.add_user("U0BOB00001", "bob")
+    where = fake.add_channel("inc-x") if target == "channel" else "U0BOB00001"
+    api = SlackApi(token=TOKEN, base_url=fake.url, policy=AddressPolicy(allow_private=True))
+    item = OutboxItem(idempotency_key="role_dm:7", attempts=1, first_claimed_at=utcnow())
+    fake.inject("chat.postMessage", drop_response=True)
+    with pytest.raises(RetryableProviderError):
+        post_once(api, item, channel=where, text="hi", blocks=None, short_id="INC-1")
+    for n in range(70):
+        fake.post_as_user(fake.dm_channel("U0BOB00001") or where, "U0BOB00001", f"m{n}")
+    item.attempts = 2
+    ts = post_once(api, item, channel=where, text="hi", blocks=None, short_id="INC-1")
+    channel = where if target == "channel" else fake.dm_channel("U0BOB00001")
+    assert [m["ts"] for m in ours(fake.messages(channel), "role_dm:7")] == [ts]
+    assert fake.count("chat.postMessage") == 1
