@@ -56,6 +56,7 @@ from bot.runtime import Runtime
 from providers.base import delivery_attempt, delivery_since
 from storage import outbox as outbox_store
 from storage import workers as worker_store
+from storage.db import is_unavailable
 from storage.models import OutboxItem
 
 SLACK_KINDS = frozenset(
@@ -228,8 +229,11 @@ class OutboxWorker:
         while not self._heartbeat_stop.wait(self.heartbeat_period):
             try:
                 self.heartbeat_once()
-            except Exception:
-                log.exception("outbox heartbeat failed; retrying")
+            except Exception as exc:
+                if is_unavailable(exc):
+                    log.warning("outbox heartbeat: database unavailable (%s)", type(exc).__name__)
+                else:
+                    log.exception("outbox heartbeat failed; retrying")
 
     def heartbeat_once(self) -> set[int]:
         """Heartbeat this worker and renew the leases it holds; returns the ids it lost."""
@@ -268,8 +272,11 @@ class OutboxWorker:
         while not self._stop.is_set():
             try:
                 claimed = self._claim_and_submit()
-            except Exception:
-                log.exception("outbox dispatch failed; retrying")
+            except Exception as exc:
+                if is_unavailable(exc):  # the database is down: one line, retried
+                    log.warning("outbox: database unavailable (%s); retrying", type(exc).__name__)
+                else:
+                    log.exception("outbox dispatch failed; retrying")
                 claimed = 0
             if claimed == 0:
                 self.rt.outbox_wake.wait(self.rt.settings.outbox_poll_seconds)
