@@ -253,11 +253,10 @@ class OutboxWorker:
                 now=now,
                 older_than=timedelta(seconds=max(3600.0, 100 * settings.worker_dead_seconds)),
             )
+        with self._held_lock:  # a row finished meanwhile is not lost: it was released
+            lost = {item_id for item_id in lost if self._held.get(item_id) == held[item_id]}
+            self._lost |= lost
         if lost:
-            with self._held_lock:
-                for item_id in lost:
-                    if self._held.get(item_id) == held[item_id]:
-                        self._lost.add(item_id)
             log.warning("outbox rows %s were claimed by another worker while running", sorted(lost))
         self.rt.outbox_wake.set()  # rows of a dead worker may have become due
         return lost

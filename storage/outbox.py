@@ -119,7 +119,7 @@ def renew_leases(
     session: Session, *, held: dict[int, int], now: datetime, lease_seconds: float
 ) -> set[int]:
     """Extend the lease of each row ``id -> claim_token`` still held; returns the ids
-    whose lease was lost (claimed again by someone else, or finished)."""
+    whose lease was lost (claimed again by someone else, or deleted)."""
     lost: set[int] = set()
     until = now + timedelta(seconds=lease_seconds)
     for item_id, token in held.items():
@@ -134,7 +134,9 @@ def renew_leases(
             .execution_options(synchronize_session=False)
         )
         if result.rowcount == 0:  # type: ignore[attr-defined]
-            lost.add(item_id)
+            current = session.scalar(select(OutboxItem.claim_token).where(OutboxItem.id == item_id))
+            if current != token:  # same token: this claimant just finished it, not lost
+                lost.add(item_id)
     return lost
 
 
