@@ -51,6 +51,7 @@ from sqlalchemy import ColumnElement, and_, func, not_
 from sqlalchemy.orm import Session
 
 from bot.domain.errors import Defer, PermanentProviderError, ProviderError, RetryableProviderError
+from bot.faults import crash_point
 from bot.outbox_kinds import OutboxKind
 from bot.runtime import Runtime
 from providers.base import delivery_attempt, delivery_since
@@ -408,6 +409,9 @@ class OutboxWorker:
             if step is None:
                 raise PermanentProviderError(f"no step registered for outbox kind {item.kind!r}")
             result = step(self.rt, item)
+            crash_point(
+                "outbox.performed", f"{item.kind}/{item.provider_name}/{item.recipient_kind}"
+            )
         except Defer as exc:
             self._finish(item, state="pending", error=None, delay=exc.seconds, uncount=True)
         except RetryableProviderError as exc:

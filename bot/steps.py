@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.domain.errors import Defer, PermanentProviderError, RetryableProviderError
+from bot.faults import crash_point
 from bot.naming import channel_name
 from bot.outbox import OutboxWorker
 from bot.outbox_kinds import OutboxKind, lid_key, lid_sync_key, refresh_key
@@ -327,6 +328,7 @@ def war_room_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
         channel_id = incident.war_room_channel_id
     if not channel_id:
         channel_id, name = _create_channel(api, incident)
+        crash_point("war_room.created", channel_id)
         team = api.identity().get("team_id") or ""
         with rt.transaction() as session:
             incident = _load(session, item)
