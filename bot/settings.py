@@ -221,6 +221,22 @@ class Settings(BaseSettings):
         if problems:
             raise ConfigError("invalid settings:\n  - " + "\n  - ".join(problems))
 
+    # -- exactly once under crashes and slow targets (issue 11) --------------------------
+    worker_heartbeat_seconds: float = Field(
+        2.0, gt=0, validation_alias="IMAS_WORKER_HEARTBEAT_SECONDS"
+    )
+    worker_dead_seconds: float = Field(10.0, gt=0, validation_alias="IMAS_WORKER_DEAD_SECONDS")
+    outbox_provider_workers: int | None = Field(
+        None, ge=1, le=128, validation_alias="IMAS_OUTBOX_PROVIDER_WORKERS"
+    )
+
+    @property
+    def provider_budget(self) -> int:
+        """Outbox workers one provider may hold at once (the bulkhead)."""
+        if self.outbox_provider_workers is not None:
+            return min(self.outbox_provider_workers, self.outbox_workers)
+        return min(self.outbox_workers, max(2, self.outbox_workers // 4))
+
 
 _ENV_NAMES = {
     name: (field.validation_alias if isinstance(field.validation_alias, str) else name)

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.domain.errors import Defer, PermanentProviderError, RetryableProviderError
+from bot.faults import crash_point
 from bot.flows.slack_steps import enqueue_post
 from bot.naming import channel_name
 from bot.outbox import OutboxWorker
@@ -23,7 +24,7 @@ from bot.outbox_kinds import OutboxKind, lid_key, lid_sync_key, refresh_key
 from bot.presenter import view_of
 from bot.runtime import Runtime
 from providers.base import IncidentView, Notification, Recipient
-from providers.slack import METADATA_EVENT, SlackProvider
+from providers.slack import SlackProvider, find_own_message, metadata_for
 from providers.slack_api import SlackApi
 from providers.slack_blocks import fallback_text, war_room_ready_text, war_room_summary_blocks
 from providers.text import one_line, slack_fit
@@ -328,6 +329,7 @@ def war_room_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
         channel_id = incident.war_room_channel_id
     if not channel_id:
         channel_id, name = _create_channel(api, incident)
+        crash_point("war_room.created", channel_id)
         team = api.identity().get("team_id") or ""
         with rt.transaction() as session:
             incident = _load(session, item)
@@ -524,25 +526,15 @@ def _refresh_bookmarks(
 def _post_summary(api: SlackApi, channel_id: str, view: IncidentView, item: OutboxItem) -> str:
     key = f"summary:{item.idempotency_key}"
     if item.attempts > 1:
-        history = api.call(
-            "conversations.history", channel=channel_id, limit=50, include_all_metadata=True
-        )
-        for message in history.get("messages", []):
-            meta = message.get("metadata") or {}
-            if (
-                meta.get("event_type") == METADATA_EVENT
-                and (meta.get("event_payload") or {}).get("key") == key
-            ):
-                return str(message["ts"])
+        found = find_own_message(api, channel_id, key, since=item.first_claimed_at)
+        if found:
+            return found
     data = api.call(
         "chat.postMessage",
         channel=channel_id,
         text=fallback_text(view),
         blocks=war_room_summary_blocks(view),
-        metadata={
-            "event_type": METADATA_EVENT,
-            "event_payload": {"key": key, "incident": view.short_id},
-        },
+        metadata=metadata_for(key, view.short_id),
     )
     return str(data["ts"])
 

@@ -131,6 +131,14 @@ def serve(host: str | None, port: int | None) -> None:
         fail(config_message(exc))
     except ImasError as exc:
         fail(str(exc))
+    except Exception as exc:  # database unreachable or misconfigured: one line, exit 2
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from storage.db import cannot_open
+
+        if not isinstance(exc, SQLAlchemyError | ModuleNotFoundError | OSError):
+            raise
+        fail(cannot_open(settings.database_url, exc))
     server.run()
 
 

@@ -45,6 +45,9 @@ SEVERITY_COLOR = {  # hex RGB, used by Discord embeds, Teams cards, e-mail
 # Providers whose target has no idempotency key (Slack) use it to reconcile before posting
 # again after an ambiguous failure.
 delivery_attempt: ContextVar[int] = ContextVar("delivery_attempt", default=1)
+# When the outbox row being delivered was first claimed (None outside the outbox): a retry
+# looks for its own earlier message from there on (Slack reconciliation, issue 11).
+delivery_since: ContextVar[datetime | None] = ContextVar("delivery_since", default=None)
 
 SEVERITY_RANK = {"SEV1_CRITICAL": 1, "SEV2_HIGH": 2, "SEV3_MEDIUM": 3, "SEV4_LOW": 4}
 

@@ -3,14 +3,21 @@
 Per (incident, channel) there is one top-level announcement, posted for the first event
 and edited in place for later ones, each later event also adding a threaded reply. The
 first post carries Slack message metadata (``imas_delivery`` with the idempotency key) so
-a retry after an ambiguous failure (timeout, lost response) finds its own message in the
-channel history instead of posting twice.
+a retry after an ambiguous failure (timeout, lost response, a crash before the outcome
+was recorded) finds its own message in the channel history instead of posting twice.
+
+Reconciliation (issue 11) does not depend on the channel's traffic: the outbox records
+when a delivery was first claimed (``outbox.first_claimed_at``, committed before any call,
+handed to the provider as ``delivery_since``), and :func:`find_own_message` reads the
+history from that moment (less a margin for clock skew) to the end, page by page. DMs
+carry the same metadata and are reconciled in the DM channel (``conversations.open``).
 """
 
 from __future__ import annotations
 
 import builtins
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from pydantic import SecretStr
@@ -24,12 +31,55 @@ from providers.base import (
     ProviderConfig,
     Recipient,
     delivery_attempt,
+    delivery_since,
 )
 from providers.http import HttpClient
 from providers.slack_api import SlackApi
 from providers.slack_blocks import announcement_blocks, dm_blocks, event_line, fallback_text
 
 METADATA_EVENT = "imas_delivery"
+# How far before the first attempt the history is read: Slack's clock and ours may differ.
+CLOCK_SKEW = timedelta(minutes=10)
+# Without a start time (rows claimed before fencing existed), how many pages to read.
+UNBOUNDED_PAGES = 20
+HISTORY_PAGE = 200
+
+
+def metadata_for(key: str, short_id: str) -> dict[str, Any]:
+    """The message metadata by which a retry recognises its own earlier post."""
+    return {"event_type": METADATA_EVENT, "event_payload": {"key": key, "incident": short_id}}
+
+
+def find_own_message(
+    api: SlackApi, channel: str, key: str, *, since: datetime | None
+) -> str | None:
+    """The ts of IMAS's message carrying ``key`` in ``channel``, posted since ``since``.
+
+    Reads ``conversations.history`` from ``since`` (less ``CLOCK_SKEW``) to the newest
+    message, following every cursor: however many messages were posted in between, the
+    earlier post is found."""
+    args: dict[str, Any] = {"channel": channel, "limit": HISTORY_PAGE, "include_all_metadata": True}
+    if since is not None:
+        args["oldest"] = f"{(since - CLOCK_SKEW).timestamp():.6f}"
+    cursor = ""
+    pages = 0
+    while True:
+        data = api.call("conversations.history", **args, **({"cursor": cursor} if cursor else {}))
+        for message in data.get("messages", []):
+            metadata = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if metadata.get("event_type") == METADATA_EVENT and payload.get("key") == key:
+                return str(message.get("ts"))
+        cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "")
+        pages += 1
+        if not cursor or (since is None and pages >= UNBOUNDED_PAGES):
+            return None
+
+
+def dm_channel(api: SlackApi, user_id: str) -> str:
+    """The id of the DM channel between IMAS and ``user_id`` (opened if needed)."""
+    data = api.call("conversations.open", users=user_id)
+    return str((data.get("channel") or {}).get("id") or "")
 
 
 class SlackConfig(ProviderConfig):
@@ -75,7 +125,7 @@ class SlackProvider(NotificationProvider):
         prior: Mapping[str, Any] | None = None,
     ) -> DeliveryResult:
         if recipient.kind == "user":
-            return self._send_dm(notification, recipient.address)
+            return self._send_dm(notification, recipient.address, idempotency_key)
         if recipient.kind == "default":
             if not self.slack_config.default_channel:
                 raise PermanentProviderError("no default_channel configured for this provider")
@@ -90,7 +140,7 @@ class SlackProvider(NotificationProvider):
     def _announce(self, notification: Notification, channel: str, key: str) -> DeliveryResult:
         view = notification.incident
         if delivery_attempt.get() > 1:
-            existing = self._find_own_message(channel, key)
+            existing = find_own_message(self.api, channel, key, since=delivery_since.get())
             if existing:
                 return DeliveryResult(
                     f"announcement already in {channel} (ts {existing})",
@@ -102,10 +152,7 @@ class SlackProvider(NotificationProvider):
             text=fallback_text(view),
             blocks=announcement_blocks(view),
             unfurl_links=False,
-            metadata={
-                "event_type": METADATA_EVENT,
-                "event_payload": {"key": key, "incident": view.short_id},
-            },
+            metadata=metadata_for(key, view.short_id),
         )
         ts = str(data.get("ts", ""))
         return DeliveryResult(
@@ -133,7 +180,7 @@ class SlackProvider(NotificationProvider):
             {"ts": ts, "channel": channel, "reply_ts": str(reply.get("ts", ""))},
         )
 
-    def _send_dm(self, notification: Notification, user_id: str) -> DeliveryResult:
+    def _send_dm(self, notification: Notification, user_id: str, key: str) -> DeliveryResult:
         if "@" in user_id:
             found = self.api.call("users.lookupByEmail", email=user_id)
             user_id = str((found.get("user") or {}).get("id") or "")
@@ -142,6 +189,14 @@ class SlackProvider(NotificationProvider):
                     "no Slack user for that e-mail address", code="users_not_found"
                 )
         view = notification.incident
+        if delivery_attempt.get() > 1:
+            channel = dm_channel(self.api, user_id)
+            existing = find_own_message(self.api, channel, key, since=delivery_since.get())
+            if existing:
+                return DeliveryResult(
+                    f"Slack DM to {user_id} already sent (ts {existing})",
+                    {"ts": existing, "channel": channel},
+                )
         line = event_line(notification.event, view, notification.text, notification.actor)
         data = self.api.call(
             "chat.postMessage",
@@ -149,22 +204,12 @@ class SlackProvider(NotificationProvider):
             text=line,
             blocks=dm_blocks(line, view),
             unfurl_links=False,
+            metadata=metadata_for(key, view.short_id),
         )
         return DeliveryResult(
             f"sent Slack DM to {user_id}",
             {"ts": str(data.get("ts", "")), "channel": str(data.get("channel", ""))},
         )
-
-    def _find_own_message(self, channel: str, key: str) -> str | None:
-        data = self.api.call(
-            "conversations.history", channel=channel, limit=50, include_all_metadata=True
-        )
-        for message in data.get("messages", []):
-            metadata = message.get("metadata") or {}
-            payload = metadata.get("event_payload") or {}
-            if metadata.get("event_type") == METADATA_EVENT and payload.get("key") == key:
-                return str(message.get("ts"))
-        return None
 
     def update_announcement(self, channel: str, ts: str, notification: Notification) -> None:
         """Re-render an existing announcement in place (idempotent)."""

@@ -19,6 +19,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event, make_url, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -197,3 +198,40 @@ def is_transient(exc: BaseException) -> bool:
     return any(
         word in text_ for word in ("deadlock detected", "could not serialize", "database is locked")
     )
+
+
+# Errors meaning "the database cannot be reached (or answer) right now": the doors answer
+# them with a clear "database unavailable" (Slack ephemeral / modal error, HTTP 503 with
+# Retry-After) instead of a 500, and the next request works once the database is back.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,
+)
+
+
+def is_unavailable(exc: BaseException | None) -> bool:
+    """True when ``exc`` (or what caused it) says the database is unreachable."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, UNAVAILABLE_ERRORS):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+def safe_url(url: str) -> str:
+    """``url`` with its password masked (for messages and logs)."""
+    try:
+        return make_url(normalise_url(url)).render_as_string(hide_password=True)
+    except sa_exc.ArgumentError:
+        return "(unparseable database URL)"
+
+
+def cannot_open(url: str, exc: BaseException) -> str:
+    """One line naming the database (no password) and why it cannot be used."""
+    cause = getattr(exc, "orig", None) or exc
+    first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    return f"cannot use the database {safe_url(url)}: {first[:300]}"

@@ -271,6 +271,14 @@ class OutboxItem(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     done_at: Mapped[datetime | None] = mapped_column()
+    # Fencing (issue 11): each claim increments ``claim_token``; only the claimant whose
+    # token still matches records the outcome or renews the lease. ``claimed_by`` names
+    # the worker (``workers.id``) so rows of a dead process are reclaimed without waiting
+    # for the lease; ``first_claimed_at`` is when the step first started (a retry looks
+    # for its own earlier post from there on).
+    claim_token: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    first_claimed_at: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at"),)
 
@@ -456,3 +464,16 @@ def _no_audit_bulk_changes(state: ORMExecuteState) -> None:
         mapper.class_ is AuditEntry for mapper in state.all_mappers
     ):
         _refuse()
+
+
+class Worker(Base):
+    """One running outbox process (issue 11): registered at start, heartbeating while
+    alive. Rows ``in_flight`` claimed by a worker whose heartbeat is older than
+    ``IMAS_WORKER_DEAD_SECONDS`` are claimed again at once, without waiting for the lease."""
+
+    __tablename__ = "workers"
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

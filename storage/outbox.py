@@ -2,18 +2,21 @@
 
 ``enqueue`` is idempotent on ``idempotency_key``: enqueuing the same step twice keeps the
 first row. ``claim_due`` hands rows to exactly one worker (``FOR UPDATE SKIP LOCKED`` on
-PostgreSQL; on SQLite the ``BEGIN IMMEDIATE`` transaction serialises claimers).
+PostgreSQL; on SQLite the ``BEGIN IMMEDIATE`` transaction serialises claimers) with a
+fencing token (``claim_token``): ``renew_leases`` and ``fence`` act only for the claimant
+whose token still matches.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from storage.models import OutboxItem, utcnow
+from storage.models import OutboxItem, Worker, utcnow
 
 OPEN_STATES = ("pending", "in_flight", "failed")
 
@@ -55,32 +58,107 @@ def enqueue(
 
 
 def claim_due(
-    session: Session, *, now: datetime, limit: int, lease_seconds: float
+    session: Session,
+    *,
+    now: datetime,
+    limit: int,
+    lease_seconds: float,
+    worker_id: str | None = None,
+    live_since: datetime | None = None,
+    exclude: Callable[[], ColumnElement[bool] | None] | None = None,
+    accept: Callable[[OutboxItem], bool] | None = None,
 ) -> list[OutboxItem]:
     """Mark up to ``limit`` due rows ``in_flight`` with a lease and return them.
 
-    Due: pending/failed with ``next_attempt_at <= now``, or in_flight whose lease expired
-    (its worker died). The caller must commit promptly.
+    Due: pending/failed with ``next_attempt_at <= now``; in_flight whose lease expired
+    (its worker died without a trace); in_flight claimed by a worker whose heartbeat is
+    older than ``live_since`` (its process died: reclaimed without waiting for the lease).
+    Each claim increments ``claim_token`` (the fencing token) and records ``claimed_by``.
+    ``exclude`` adds a SQL filter (providers at their concurrency budget), ``accept``
+    picks among the candidates (the caller's bulkhead); rows it refuses stay due.
+    The caller must commit promptly.
     """
-    due = or_(
+    conditions = [
         and_(OutboxItem.state.in_(("pending", "failed")), OutboxItem.next_attempt_at <= now),
         and_(OutboxItem.state == "in_flight", OutboxItem.lease_until < now),
-    )
-    query = (
-        select(OutboxItem)
-        .where(due)
-        .order_by(OutboxItem.next_attempt_at, OutboxItem.id)
-        .limit(limit)
-    )
+    ]
+    if live_since is not None:
+        alive = (
+            select(Worker.id)
+            .where(Worker.id == OutboxItem.claimed_by, Worker.heartbeat_at >= live_since)
+            .exists()
+        )
+        conditions.append(
+            and_(
+                OutboxItem.state == "in_flight",
+                OutboxItem.claimed_by.is_not(None),
+                ~alive,
+            )
+        )
+    query = select(OutboxItem).where(or_(*conditions))
+    extra = exclude() if exclude is not None else None
+    if extra is not None:
+        query = query.where(extra)
+    query = query.order_by(OutboxItem.next_attempt_at, OutboxItem.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    items = list(session.scalars(query))
+    items = [item for item in session.scalars(query) if accept is None or accept(item)]
     for item in items:
         item.state = "in_flight"
         item.lease_until = now + timedelta(seconds=lease_seconds)
         item.attempts += 1
+        item.claim_token = (item.claim_token or 0) + 1
+        item.claimed_by = worker_id
+        if item.first_claimed_at is None:
+            item.first_claimed_at = now
     session.flush()
     return items
+
+
+def renew_leases(
+    session: Session, *, held: dict[int, int], now: datetime, lease_seconds: float
+) -> set[int]:
+    """Extend the lease of each row ``id -> claim_token`` still held; returns the ids
+    whose lease was lost (claimed again by someone else, or deleted)."""
+    lost: set[int] = set()
+    until = now + timedelta(seconds=lease_seconds)
+    for item_id, token in held.items():
+        result = session.execute(
+            update(OutboxItem)
+            .where(
+                OutboxItem.id == item_id,
+                OutboxItem.claim_token == token,
+                OutboxItem.state == "in_flight",
+            )
+            .values(lease_until=until)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            current = session.scalar(select(OutboxItem.claim_token).where(OutboxItem.id == item_id))
+            if current != token:  # same token: this claimant just finished it, not lost
+                lost.add(item_id)
+    return lost
+
+
+def fence(session: Session, *, item_id: int, claim_token: int) -> OutboxItem | None:
+    """The row, locked for this transaction, if ``claim_token`` still holds it; else None.
+
+    A conditional UPDATE (``WHERE id = ? AND claim_token = ? AND state = 'in_flight'``)
+    takes the row lock, so a claimant whose lease was lost records nothing."""
+    result = session.execute(
+        update(OutboxItem)
+        .where(
+            OutboxItem.id == item_id,
+            OutboxItem.claim_token == claim_token,
+            OutboxItem.state == "in_flight",
+        )
+        .values(lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    row = session.get(OutboxItem, item_id, populate_existing=True)
+    return row
 
 
 def next_due_at(session: Session) -> datetime | None:

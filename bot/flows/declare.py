@@ -25,6 +25,7 @@ from bot.domain.actor import Actor
 from bot.domain.enums import parse_severity
 from bot.domain.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
 from bot.domain.text import text_problem
+from bot.faults import crash_point
 from bot.flows import scheduled
 from bot.outbox_kinds import OutboxKind, lid_key, war_room_key
 from bot.router import route_event
@@ -273,6 +274,7 @@ def declare(
             if found is None:
                 raise
             return found, False
+    crash_point("declare.committed", short_id)
     if created:
         log.info("Created incident %s: %s", short_id, title, extra={"incident": short_id})
         rt.wake_outbox()

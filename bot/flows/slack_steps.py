@@ -7,7 +7,8 @@
 
 Flows enqueue these with :func:`enqueue_post` and friends, in their own transaction;
 nothing here runs before the transaction commits. Every step is re-runnable: a post
-carries the outbox key in its message metadata and a retry looks for it first.
+carries the outbox key in its message metadata and a retry looks for it first, in the
+channel's history (the DM channel's for a person) since the step first started.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from bot.outbox_kinds import (
 )
 from bot.presenter import view_of
 from bot.runtime import Runtime
-from providers.slack import METADATA_EVENT
+from providers.slack import dm_channel, find_own_message, metadata_for
 from providers.slack_api import SlackApi
 from providers.slack_blocks import final_summary_text
 from providers.text import slack_unescape
@@ -129,19 +130,6 @@ def _war_room_or_wait(session: Session, incident: Incident) -> str | None:
     return None
 
 
-def _find_posted(api: SlackApi, channel: str, key: str) -> str | None:
-    """The ts of our earlier post carrying ``key`` (a retry after an ambiguous failure)."""
-    data = api.call("conversations.history", channel=channel, limit=50, include_all_metadata=True)
-    for message in data.get("messages", []):
-        meta = message.get("metadata") or {}
-        if (
-            meta.get("event_type") == METADATA_EVENT
-            and (meta.get("event_payload") or {}).get("key") == key
-        ):
-            return str(message.get("ts"))
-    return None
-
-
 def post_once(
     api: SlackApi,
     item: OutboxItem,
@@ -152,20 +140,21 @@ def post_once(
     short_id: str,
     key: str | None = None,
 ) -> str:
-    """Post to ``channel`` unless an earlier attempt of ``item`` already did; returns ts."""
+    """Post to ``channel`` unless an earlier attempt of ``item`` already did; returns ts.
+
+    A retry reads the channel's history (the DM channel for a person) from the step's
+    first claim on, to the end: the message carries ``key`` in its metadata."""
     key = key or item.idempotency_key
-    if item.attempts > 1 and not channel.startswith(("U", "W", "D")):
-        found = _find_posted(api, channel, key)
+    if item.attempts > 1:
+        where = dm_channel(api, channel) if channel.startswith(("U", "W")) else channel
+        found = find_own_message(api, where, key, since=item.first_claimed_at)
         if found:
             return found
     args: dict[str, Any] = {
         "channel": channel,
         "text": text,
         "unfurl_links": False,
-        "metadata": {
-            "event_type": METADATA_EVENT,
-            "event_payload": {"key": key, "incident": short_id},
-        },
+        "metadata": metadata_for(key, short_id),
     }
     if blocks:
         args["blocks"] = blocks

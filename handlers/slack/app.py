@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.domain.errors import AuthenticationError
 from bot.runtime import AckGate, Runtime
+from handlers.slack.outage import on_listener_error
 from providers.slack_api import GuardedWebClient
 from storage.models import SeenRequest
 
@@ -134,6 +135,7 @@ def build_bolt_app(rt: Runtime) -> tuple[App, AckFirstPool]:
         process_before_response=True,
     )
     app.use(client.middleware())  # listeners' per-request clients are guarded too
+    app.error(on_listener_error)  # database unavailable: a clear answer, not a 500
     identity.warm_up()
     # Opening modals must happen within the 3 s of the trigger id: one thread per modal
     # in a burst of declarations, not a queue.

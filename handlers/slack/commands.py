@@ -32,6 +32,7 @@ from handlers.slack.common import (
     in_background,
     require_allowed,
 )
+from handlers.slack.outage import unavailable_modal
 from providers.slack_blocks import (
     declare_modal,
     incident_list_line,
@@ -41,6 +42,7 @@ from providers.slack_blocks import (
 )
 from providers.text import link, mention_user, slack_escape, slack_unescape
 from storage import catalog
+from storage.db import UNAVAILABLE_ERRORS
 from storage.incidents import IncidentFilter
 
 INCIDENT_REF = re.compile(r"\bINC-[0-9A-Fa-f]{6}\b")
@@ -77,9 +79,13 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
 
 
 def open_declare_modal(rt: Runtime, client: WebClient, body: dict[str, Any], title: str) -> None:
-    with rt.reading() as session:
-        services = [s.name for s in catalog.list_services(session, active_only=True)]
-        scopes = [s.name for s in catalog.list_scopes(session)]
+    try:
+        with rt.reading() as session:
+            services = [s.name for s in catalog.list_services(session, active_only=True)]
+            scopes = [s.name for s in catalog.list_scopes(session)]
+    except UNAVAILABLE_ERRORS:
+        client.views_open(trigger_id=body["trigger_id"], view=unavailable_modal())
+        return
     if not services:
         client.chat_postEphemeral(
             channel=body.get("channel_id"),

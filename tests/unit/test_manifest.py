@@ -28,7 +28,8 @@ METHOD_SCOPES = {
     "chat.getPermalink": set(),
     "conversations.archive": {"channels:manage", "groups:write"},
     "conversations.create": {"channels:manage", "groups:write"},
-    "conversations.history": {"channels:history", "groups:history"},
+    # DMs too: a retried DM looks for its earlier copy in the DM's history (issue 11)
+    "conversations.history": {"channels:history", "groups:history", "im:history"},
     "conversations.info": {"channels:read", "groups:read"},
     "conversations.invite": {"channels:manage", "groups:write"},
     "conversations.list": {"channels:read", "groups:read"},

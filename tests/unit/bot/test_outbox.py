@@ -4,6 +4,7 @@ give-up, crashed workers' leases."""
 from __future__ import annotations
 
 import random
+import threading
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from bot.outbox import OutboxWorker, backoff_seconds
 from bot.runtime import Runtime
 from storage import outbox as store
 from storage.models import OutboxItem, utcnow
+from tests.scenario.conftest import wait_until
 
 
 @pytest.mark.parametrize("attempt", range(1, 15))
@@ -107,3 +109,97 @@ def test_expired_lease_is_claimed_again(make_settings):
     assert crashed and worker.run_once() == 0
     worker.run_once(now=utcnow() + timedelta(seconds=6))
     assert row(rt).state == "done" and calls == [2]
+
+
+# -- fencing, lease renewal, dead workers (issue 11) -----------------------------------
+
+
+class Clock:
+    """A clock the test moves: leases and heartbeats are compared against it."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def test_a_step_slower_than_its_lease_runs_once(make_settings):
+    rt = Runtime.build(make_settings(outbox_lease_seconds=1, worker_heartbeat_seconds=0.1))
+    started, release = threading.Event(), threading.Event()
+    calls = []
+
+    def slow(_rt, item):
+        calls.append(item.claim_token)
+        started.set()
+        release.wait()
+        return {"ran": len(calls)}
+
+    first = OutboxWorker(rt, steps={"test": slow})
+    other = OutboxWorker(rt, steps={"test": slow})
+    with rt.transaction() as session:
+        store.enqueue(session, kind="test", idempotency_key="slow")
+    clock = Clock()  # from now on, time moves only when the test says so
+    rt.clock = clock
+    first.start()
+    try:
+        wait_until(started.is_set, "the step to start")
+        for _ in range(5):  # five leases' worth of time pass while the step runs
+            clock.advance(0.9)
+            wait_until(lambda: row(rt).lease_until > clock() + timedelta(seconds=0.5), "renewal")
+            assert other.claim(limit=10) == []  # a second claimant finds nothing to run
+        release.set()
+        wait_until(lambda: row(rt).state == "done", "the step to finish")
+    finally:
+        release.set()
+        first.stop()
+    item = row(rt)
+    assert calls == [1] and item.attempts == 1 and item.claim_token == 1
+    assert item.result == {"ran": 1}
+
+
+def test_a_claimant_that_lost_its_lease_records_nothing(make_settings):
+    rt, worker, calls = run(make_settings, lambda n: {"run": n}, outbox_lease_seconds=5)
+    [stale] = worker.claim(limit=1)  # its lease runs out (no heartbeat)
+    other = OutboxWorker(rt, steps=worker.steps)
+    assert other.run_once(now=utcnow() + timedelta(seconds=6)) == 1  # claims and finishes
+    assert worker.heartbeat_once() == {stale.id}  # the renewal sees the lease is gone
+    worker.process(stale)  # the first claimant finishes late
+    item = row(rt)
+    assert calls == [2, 1]  # step(item.attempts): the new claim ran first, then the stale
+    assert item.state == "done" and item.result == {"run": 1} and item.claim_token == 2
+
+
+def test_a_lost_lease_cannot_turn_done_into_failed(make_settings):
+    def second_fails(n):
+        if n == 2:
+            raise RetryableProviderError("HTTP 503")
+        return {"run": n}
+
+    rt, worker, _calls = run(make_settings, second_fails, outbox_lease_seconds=5)
+    [stale] = worker.claim(limit=1)
+    OutboxWorker(rt, steps=worker.steps).run_once(now=utcnow() + timedelta(seconds=6))
+    worker.process(stale)
+    item = row(rt)
+    assert item.state == "done" and item.last_error is None
+
+
+def test_rows_of_a_dead_worker_are_reclaimed_before_their_lease_expires(make_settings):
+    rt, dead, calls = run(make_settings, lambda n: {"run": n}, outbox_lease_seconds=120)
+    dead.register()
+    [held] = dead.claim(limit=1)
+    assert held.claimed_by == dead.worker_id
+    live = OutboxWorker(rt, steps=dead.steps)
+    live.register()
+    assert live.run_once() == 0  # its claimant is alive: left alone
+    rt.clock = lambda: utcnow() + timedelta(seconds=rt.settings.worker_dead_seconds + 1)
+    live.heartbeat_once()  # the live worker heartbeats; the dead one has stopped
+    assert row(rt).lease_until > rt.clock()  # the lease has not expired...
+    assert live.run_once() == 1  # ...yet the row is claimed again, by the live worker
+    item = row(rt)
+    assert item.state == "done" and item.claimed_by == live.worker_id and calls == [2]
+    dead.process(held)  # should the "dead" process still finish: nothing recorded
+    assert row(rt).result == {"run": 1}
