@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.domain.errors import Defer, PermanentProviderError, RetryableProviderError
+from bot.flows.oncall import current_for_team
 from bot.naming import channel_name
 from bot.outbox import OutboxWorker
 from bot.outbox_kinds import OutboxKind, lid_key, lid_sync_key, refresh_key
@@ -343,7 +344,7 @@ def war_room_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
             for p in (
                 incident.lead,
                 incident.declared_by,
-                incident.team.current_on_call if incident.team else None,
+                current_for_team(session, incident.team, rt.clock()) if incident.team else None,
             )
             if p is not None
         ]

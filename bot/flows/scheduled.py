@@ -33,6 +33,7 @@ from bot import audit
 from bot.domain.actor import SYSTEM, Actor
 from bot.domain.errors import ConflictError, InputError
 from bot.flows import paging
+from bot.flows.oncall import current_for_team
 from bot.flows.slack_steps import WAR_ROOM, enqueue_archive, enqueue_post
 from bot.presenter import view_of
 from bot.router import route_event
@@ -363,7 +364,7 @@ def _fire_escalation(
     waited = max(0, int((now - incident.created_at).total_seconds() // 60))
     number = level + 1
     if level == 0:
-        on_call = team.current_on_call
+        on_call = current_for_team(session, team, now)
         who = on_call.label if on_call else "nobody is on call"
         text = f"Not acknowledged after {waited} min: escalated to the on-call of {team.name}"
         route_event(
