@@ -502,7 +502,7 @@ def doctor(as_json: bool) -> None:
         click.echo(json.dumps([r.__dict__ for r in results], indent=2))
     else:
         for result in results:
-            mark = "ok  " if result.ok else "FAIL"
+            mark = ("warn" if result.warning else "ok  ") if result.ok else "FAIL"
             click.echo(f"[{mark}] {result.name}: {result.detail}")
     sys.exit(0 if all(r.ok for r in results) else 1)
 

@@ -229,3 +229,12 @@ def test_parse_duration(text, expected):
 def test_parse_duration_refuses(text):
     with pytest.raises(InputError):
         oncall.parse_duration(text)
+
+
+def test_doctor_check_names_the_gap(rt):
+    from bot.doctor import oncall_checks
+
+    [check] = oncall_checks(rt)
+    assert (check.name, check.ok, check.warning) == ("on-call team Nobody Team", True, True)
+    assert "nobody on call for 168h00 in the next 7 days" in check.detail
+    assert "first 2026-03-02 09:00–2026-03-09 09:00 UTC" in check.detail

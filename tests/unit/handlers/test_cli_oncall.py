@@ -99,3 +99,14 @@ def test_override_from_the_cli_is_audited(env, make_settings):
         [entry] = session.query(AuditEntry).filter_by(action="oncall.override").all()
         assert (entry.door, entry.actor_ref) == ("cli", "opal")
     rt.close()
+
+
+def test_doctor_warns_about_gaps_in_the_next_7_days(env):
+    result = run(env, "doctor")
+    assert result.exit_code == 0, result.output  # a warning, not a failure
+    lines = result.stdout.splitlines()
+    [warning] = [line for line in lines if line.startswith("[warn]")]
+    assert warning.startswith(
+        "[warn] on-call team Empty: nobody on call for 168h00 in the next 7 days (1 gap(s), first "
+    )
+    assert not any("SRE Core" in line and "on-call" in line for line in lines)
