@@ -27,11 +27,12 @@ spec (:class:`ScheduleSpec`, the ``schedules:`` entries of the config file) via
 
 from __future__ import annotations
 
+import json
 import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -363,12 +364,20 @@ def compile_schedule(
 ) -> Schedule:
     """A :class:`Schedule` from its spec. ``fallback``: a person on call whenever no layer
     is (a team's ``current_on_call``: the one-person, always-on bottom layer)."""
-    if not isinstance(spec, ScheduleSpec):
-        spec = ScheduleSpec.model_validate(spec)
-    layers = [compile_layer(layer, spec.timezone) for layer in spec.layers]
+    if isinstance(spec, ScheduleSpec):
+        layers = [compile_layer(layer, spec.timezone) for layer in spec.layers]
+    else:
+        layers = list(_compiled_layers(json.dumps(spec, sort_keys=True, default=str)))
     if fallback:
         layers.insert(0, always(fallback))
     return Schedule(name=name, layers=tuple(layers), overrides=tuple(overrides))
+
+
+@lru_cache(maxsize=2048)
+def _compiled_layers(spec_json: str) -> tuple[Layer, ...]:
+    """Layers of a stored spec, validated and compiled once (layers are immutable)."""
+    spec = ScheduleSpec.model_validate(json.loads(spec_json))
+    return tuple(compile_layer(layer, spec.timezone) for layer in spec.layers)
 
 
 def always(person: str, name: str = "current_on_call") -> Layer:

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from bot import access, audit
 from bot.access import Action
@@ -81,6 +81,7 @@ def compiled(
         query = (
             select(ScheduleOverride)
             .where(ScheduleOverride.schedule_id == row.id)
+            .options(joinedload(ScheduleOverride.person))
             .order_by(ScheduleOverride.id)
         )
         if since is not None:
