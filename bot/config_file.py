@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from bot.access import PERMISSIONS_KEY, Action
 from bot.domain.enums import SEVERITIES, AccessRole
 from bot.domain.errors import ConfigError, InputError
+from bot.flows.escalation import PolicySpec
 from bot.oncall import ScheduleSpec
 from bot.runtime import Runtime
 from providers.guard import AddressPolicy
@@ -63,6 +64,8 @@ class TeamConfig(_Model):
     escalation_timeout_minutes: int = Field(15, ge=1, le=10080)
     escalation_levels: list[dict[str, Any]] = Field(default_factory=list)
     schedule: str | None = None  # the team's on-call schedule (schedules[].name)
+    # escalation_policies[].name, or {SEV1_CRITICAL: name, default: name}
+    escalation_policy: str | dict[str, str] | None = None
 
 
 class ServiceConfig(_Model):
@@ -153,6 +156,7 @@ class ConfigDocument(_Model):
     permissions: PermissionsConfig | None = None
     alert_rules: list[dict[str, Any]] = Field(default_factory=list)
     schedules: list[ScheduleConfig] = Field(default_factory=list)
+    escalation_policies: list[PolicySpec] = Field(default_factory=list)
     # file:line of a key path, when parsed from text (apply reports with it too)
     _where: Callable[[tuple[Any, ...]], str] | None = PrivateAttr(default=None)
 
@@ -303,6 +307,7 @@ def parse(
         ("impact_scopes", list(document.impact_scopes)),
         ("providers", list(document.providers)),
         ("schedules", list(document.schedules)),
+        ("escalation_policies", list(document.escalation_policies)),
     ]
     for kind, items in named:
         seen: set[str] = set()
@@ -337,6 +342,7 @@ def parse(
                     f"{where(('alert_rules', index))}: alert_rules[{index}]: {exc.message}"
                 )
     problems += schedule_problems(document, where)
+    problems += policy_problems(document, where)
     problems += target_problems(document, allow_private=allow_private, where=where)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
@@ -431,6 +437,7 @@ def apply(
         track("team", f"team {cfg.name}", created, changed)
 
     apply_schedules(session, document, track)
+    apply_policies(session, document, track)
 
     for svc in document.services:
         service = catalog.get_service(session, ref=svc.name)
@@ -620,6 +627,7 @@ def export(session: Session, rt: Runtime) -> str:
     schedules = export_schedules(session)
     if schedules:
         doc["schedules"] = schedules
+    export_policies(session, doc)
     return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
 
 
@@ -725,3 +733,76 @@ def export_schedules(session: Session) -> list[dict[str, Any]]:
         _clean({"name": row.name, "team": row.team.name if row.team else None, **row.spec})
         for row in session.scalars(select(Schedule).order_by(Schedule.id))
     ]
+
+
+# -- escalation policies (bot.flows.escalation) ------------------------------------------
+
+
+def policy_problems(document: ConfigDocument, where: Callable[[tuple[Any, ...]], str]) -> list[str]:
+    """Teams name existing policies with valid severities; ``schedule:`` targets name
+    schedules of the file."""
+    from bot.flows import escalation
+
+    problems: list[str] = []
+    policies = {p.name for p in document.escalation_policies}
+    schedules = {s.name for s in document.schedules}
+    for index, team in enumerate(document.teams):
+        loc = ("teams", index, "escalation_policy")
+        mapping = escalation.team_policy_names(team.escalation_policy)
+        problem = escalation.severity_keys_problem(mapping)
+        if problem:
+            problems.append(f"{where(loc)}: teams[{index}].escalation_policy: {problem}")
+        for name in mapping.values():
+            if name not in policies:
+                problems.append(
+                    f"{where(loc)}: teams[{index}].escalation_policy: unknown policy {name!r} "
+                    "(define it under escalation_policies)"
+                )
+    for index, policy in enumerate(document.escalation_policies):
+        for number, step in enumerate(policy.steps):
+            for target in step.targets:
+                if not target.startswith("schedule:"):
+                    continue
+                wanted = target[len("schedule:") :].strip()
+                if wanted not in schedules:
+                    step_loc = ("escalation_policies", index, "steps", number, "targets")
+                    problems.append(
+                        f"{where(step_loc)}: escalation_policies[{index}].steps[{number}]."
+                        f"targets: unknown schedule {wanted!r} (define it under schedules)"
+                    )
+    return problems
+
+
+def apply_policies(
+    session: Session, document: ConfigDocument, track: Callable[[str, str, bool, bool], None]
+) -> None:
+    """Policies upserted by name; each team of the file gets the file's choice (none
+    removes it). Stored as one app setting."""
+    from bot.flows import escalation
+
+    if not document.escalation_policies and not any(t.escalation_policy for t in document.teams):
+        return
+    stored = catalog.get_app_setting(session, key=escalation.SETTING_KEY)
+    policies = dict(stored.get("policies") or {})
+    teams = dict(stored.get("teams") or {})
+    for policy in document.escalation_policies:
+        policies[policy.name] = policy.model_dump(mode="json")
+    for team in document.teams:
+        teams[team.name] = escalation.team_policy_names(team.escalation_policy)
+    value = {"policies": policies, "teams": {k: v for k, v in teams.items() if v}}
+    changed = catalog.set_app_setting(session, key=escalation.SETTING_KEY, value=value)
+    track("escalation_policies", "escalation policies", False, changed)
+
+
+def export_policies(session: Session, doc: dict[str, Any]) -> None:
+    from bot.flows import escalation
+
+    stored = catalog.get_app_setting(session, key=escalation.SETTING_KEY)
+    if stored.get("policies"):
+        doc["escalation_policies"] = list(stored["policies"].values())
+    for team in doc.get("teams", []):
+        mapping = (stored.get("teams") or {}).get(team["name"])
+        if mapping:
+            team["escalation_policy"] = (
+                mapping["default"] if list(mapping) == ["default"] else mapping
+            )
