@@ -346,7 +346,8 @@ def war_room_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
                 incident.declared_by,
                 current_for_team(session, incident.team, rt.clock()) if incident.team else None,
             )
-            if p is not None
+            # (an on-call named only by a schedule may be unsaved: no id to remember)
+            if p is not None and (p.id is not None or p.slack_user_id)
         ]
         summary_ts = incident.war_room_summary_ts
     # No transaction is held during Slack calls; the room's set-up calls are independent

@@ -95,9 +95,17 @@ def compiled(
 
 
 def resolve_person(session: Session, ref: str | None) -> Person | None:
+    """The person a schedule names. Config apply and overrides create everyone they
+    name, so this finds them; otherwise an unsaved Person (lookups may run in read-only
+    sessions, so nothing is written here)."""
     if not ref:
         return None
-    return catalog.get_person(session, ref=ref) or catalog.ensure_person(session, ref=ref)
+    found = catalog.get_person(session, ref=ref)
+    if found is not None:
+        return found
+    if catalog.looks_like_slack_user(ref):
+        return Person(slack_user_id=ref, display_name="")
+    return Person(email=ref, display_name="")
 
 
 def current_for_team(session: Session, team: Team, at: datetime) -> Person | None:
