@@ -58,6 +58,7 @@ class Action(StrEnum):
     PIN = "pin"
     JOIN = "join"
     SNOOZE = "snooze"
+    ONCALL = "oncall"  # override an on-call schedule (bot.flows.oncall)
 
 
 DEFAULT_MIN_ROLE: dict[Action, AccessRole] = {
@@ -77,6 +78,7 @@ DEFAULT_MIN_ROLE: dict[Action, AccessRole] = {
     Action.PIN: AccessRole.RESPONDER,
     Action.JOIN: AccessRole.VIEWER,
     Action.SNOOZE: AccessRole.RESPONDER,
+    Action.ONCALL: AccessRole.RESPONDER,
 }
 # Actions that change nothing: their denials are not audited.
 READ_ACTIONS = frozenset({Action.VIEW})
@@ -98,6 +100,7 @@ VERB = {
     Action.PIN: "pinning messages",
     Action.JOIN: "joining the war room",
     Action.SNOOZE: "snoozing reminders",
+    Action.ONCALL: "overriding on-call schedules",
 }
 
 

@@ -36,17 +36,27 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.access import PERMISSIONS_KEY, Action
 from bot.domain.enums import AccessRole, severity_value
 from bot.domain.errors import ConfigError, InputError
 from bot.domain.text import control_character
+from bot.flows.escalation import PolicySpec
+from bot.oncall import ScheduleSpec
 from bot.runtime import Runtime
 from providers.guard import AddressPolicy
 from providers.registry import provider_class, validate_provider_config
 from storage import audit, catalog
-from storage.models import AlertRule, ImpactScope, NotificationProviderRow, Service, Team
+from storage.models import (
+    AlertRule,
+    ImpactScope,
+    NotificationProviderRow,
+    Schedule,
+    Service,
+    Team,
+)
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -74,6 +84,9 @@ class TeamConfig(_Model):
     members: list[Line] = Field(default_factory=list)
     escalation_timeout_minutes: int = Field(15, ge=1, le=10080)
     escalation_levels: list[dict[str, Any]] = Field(default_factory=list)
+    schedule: str | None = None  # the team's on-call schedule (schedules[].name)
+    # escalation_policies[].name, or {SEV1_CRITICAL: name, default: name}
+    escalation_policy: str | dict[str, str] | None = None
 
 
 class ServiceConfig(_Model):
@@ -142,6 +155,13 @@ class PermissionsConfig(_Model):
     actions: dict[Action, AccessRole] = Field(default_factory=dict)
 
 
+class ScheduleConfig(ScheduleSpec):
+    """An on-call schedule (``bot.oncall``): its layers, and optionally its team."""
+
+    name: str = Field(min_length=1, max_length=200)
+    team: str | None = None
+
+
 class ConfigDocument(_Model):
     teams: list[TeamConfig] = Field(default_factory=list)
     services: list[ServiceConfig] = Field(default_factory=list)
@@ -151,6 +171,8 @@ class ConfigDocument(_Model):
     reminders: RemindersConfig | None = None
     permissions: PermissionsConfig | None = None
     alert_rules: list[dict[str, Any]] = Field(default_factory=list)
+    schedules: list[ScheduleConfig] = Field(default_factory=list)
+    escalation_policies: list[PolicySpec] = Field(default_factory=list)
     # file:line of a key path, when parsed from text (apply reports with it too)
     _where: Callable[[tuple[Any, ...]], str] | None = PrivateAttr(default=None)
 
@@ -359,6 +381,8 @@ def parse(
         ("services", list(document.services)),
         ("impact_scopes", list(document.impact_scopes)),
         ("providers", list(document.providers)),
+        ("schedules", list(document.schedules)),
+        ("escalation_policies", list(document.escalation_policies)),
     ]
     for kind, items in named:
         seen: set[str] = set()
@@ -386,6 +410,8 @@ def parse(
                 problems.append(
                     f"{where(('alert_rules', index))}: alert_rules[{index}]: {exc.message}"
                 )
+    problems += schedule_problems(document, where)
+    problems += policy_problems(document, where)
     problems += target_problems(document, allow_private=allow_private, where=where)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
@@ -478,6 +504,9 @@ def apply(
             changed = True
         session.flush()
         track("team", f"team {cfg.name}", created, changed)
+
+    apply_schedules(session, document, track)
+    apply_policies(session, document, track)
 
     for svc in document.services:
         service = catalog.get_service(session, ref=svc.name)
@@ -664,6 +693,10 @@ def export(session: Session, rt: Runtime) -> str:
     rules = session.query(AlertRule).order_by(AlertRule.position).all()
     if rules:
         doc["alert_rules"] = [rule.spec for rule in rules]
+    schedules = export_schedules(session)
+    if schedules:
+        doc["schedules"] = schedules
+    export_policies(session, doc)
     return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
 
 
@@ -675,3 +708,170 @@ def _ref(person: Any) -> str | None:
 
 def _clean(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
+
+
+# -- on-call schedules (bot.oncall) ----------------------------------------------------
+
+
+def schedule_problems(
+    document: ConfigDocument, where: Callable[[tuple[Any, ...]], str]
+) -> list[str]:
+    """Team and schedule references: a schedule's team exists, a team's schedule exists,
+    and a team has one schedule."""
+    problems: list[str] = []
+    team_names = {t.name for t in document.teams}
+    names = {s.name for s in document.schedules}
+    owner: dict[str, str] = {}
+    for index, sched in enumerate(document.schedules):
+        if sched.team is None:
+            continue
+        if sched.team not in team_names:
+            problems.append(
+                f"{where(('schedules', index, 'team'))}: schedules[{index}].team: "
+                f"unknown team {sched.team!r} (define it under teams)"
+            )
+        elif sched.team in owner:
+            problems.append(
+                f"{where(('schedules', index, 'team'))}: schedules[{index}].team: team "
+                f"{sched.team!r} already has schedule {owner[sched.team]!r} (one per team)"
+            )
+        else:
+            owner[sched.team] = sched.name
+    for index, team in enumerate(document.teams):
+        if team.schedule is None:
+            continue
+        loc = ("teams", index, "schedule")
+        if team.schedule not in names:
+            problems.append(
+                f"{where(loc)}: teams[{index}].schedule: unknown schedule {team.schedule!r} "
+                "(define it under schedules)"
+            )
+        elif owner.get(team.name, team.schedule) != team.schedule:
+            problems.append(
+                f"{where(loc)}: teams[{index}].schedule: schedule {owner[team.name]!r} already "
+                f"names this team (one per team)"
+            )
+        else:
+            other = next(s for s in document.schedules if s.name == team.schedule)
+            if other.team not in (None, team.name):
+                problems.append(
+                    f"{where(loc)}: teams[{index}].schedule: schedule {team.schedule!r} "
+                    f"belongs to team {other.team!r}"
+                )
+            owner[team.name] = team.schedule
+    return problems
+
+
+def apply_schedules(
+    session: Session, document: ConfigDocument, track: Callable[[str, str, bool, bool], None]
+) -> None:
+    """Upsert ``schedules:`` by name and link each to its team (``schedules[].team`` or
+    ``teams[].schedule``). A schedule row of the same team under another name (e.g. one
+    created by an override) loses the link; its overrides stay with it."""
+    team_of = {s.name: s.team for s in document.schedules}
+    for team_cfg in document.teams:
+        if team_cfg.schedule:
+            team_of[team_cfg.schedule] = team_cfg.name
+    for sched in document.schedules:
+        team_name = team_of[sched.name]
+        team = catalog.get_team(session, name=team_name) if team_name else None
+        spec = sched.model_dump(mode="json", exclude={"name", "team"})
+        for layer in sched.layers:
+            for ref in layer.members:
+                catalog.ensure_person(session, ref=ref)
+        if team is not None:
+            for other in session.scalars(
+                select(Schedule).where(Schedule.team_id == team.id, Schedule.name != sched.name)
+            ):
+                other.team_id = None
+            session.flush()
+        row = session.scalar(select(Schedule).where(Schedule.name == sched.name))
+        created = row is None
+        if row is None:
+            row = Schedule(name=sched.name, spec=spec, team_id=team.id if team else None)
+            session.add(row)
+            changed = True
+        else:
+            changed = _set(row, {"spec": spec, "team_id": team.id if team else None})
+        session.flush()
+        track("schedule", f"schedule {sched.name}", created, changed)
+
+
+def export_schedules(session: Session) -> list[dict[str, Any]]:
+    return [
+        _clean({"name": row.name, "team": row.team.name if row.team else None, **row.spec})
+        for row in session.scalars(select(Schedule).order_by(Schedule.id))
+    ]
+
+
+# -- escalation policies (bot.flows.escalation) ------------------------------------------
+
+
+def policy_problems(document: ConfigDocument, where: Callable[[tuple[Any, ...]], str]) -> list[str]:
+    """Teams name existing policies with valid severities; ``schedule:`` targets name
+    schedules of the file."""
+    from bot.flows import escalation
+
+    problems: list[str] = []
+    policies = {p.name for p in document.escalation_policies}
+    schedules = {s.name for s in document.schedules}
+    for index, team in enumerate(document.teams):
+        loc = ("teams", index, "escalation_policy")
+        mapping = escalation.team_policy_names(team.escalation_policy)
+        problem = escalation.severity_keys_problem(mapping)
+        if problem:
+            problems.append(f"{where(loc)}: teams[{index}].escalation_policy: {problem}")
+        for name in mapping.values():
+            if name not in policies:
+                problems.append(
+                    f"{where(loc)}: teams[{index}].escalation_policy: unknown policy {name!r} "
+                    "(define it under escalation_policies)"
+                )
+    for index, policy in enumerate(document.escalation_policies):
+        for number, step in enumerate(policy.steps):
+            for target in step.targets:
+                if not target.startswith("schedule:"):
+                    continue
+                wanted = target[len("schedule:") :].strip()
+                if wanted not in schedules:
+                    step_loc = ("escalation_policies", index, "steps", number, "targets")
+                    problems.append(
+                        f"{where(step_loc)}: escalation_policies[{index}].steps[{number}]."
+                        f"targets: unknown schedule {wanted!r} (define it under schedules)"
+                    )
+    return problems
+
+
+def apply_policies(
+    session: Session, document: ConfigDocument, track: Callable[[str, str, bool, bool], None]
+) -> None:
+    """Policies upserted by name; each team of the file gets the file's choice (none
+    removes it). Stored as one app setting."""
+    from bot.flows import escalation
+
+    if not document.escalation_policies and not any(t.escalation_policy for t in document.teams):
+        return
+    stored = catalog.get_app_setting(session, key=escalation.SETTING_KEY)
+    policies = dict(stored.get("policies") or {})
+    teams = dict(stored.get("teams") or {})
+    for policy in document.escalation_policies:
+        policies[policy.name] = policy.model_dump(mode="json")
+    for team in document.teams:
+        teams[team.name] = escalation.team_policy_names(team.escalation_policy)
+    value = {"policies": policies, "teams": {k: v for k, v in teams.items() if v}}
+    changed = catalog.set_app_setting(session, key=escalation.SETTING_KEY, value=value)
+    track("escalation_policies", "escalation policies", False, changed)
+
+
+def export_policies(session: Session, doc: dict[str, Any]) -> None:
+    from bot.flows import escalation
+
+    stored = catalog.get_app_setting(session, key=escalation.SETTING_KEY)
+    if stored.get("policies"):
+        doc["escalation_policies"] = list(stored["policies"].values())
+    for team in doc.get("teams", []):
+        mapping = (stored.get("teams") or {}).get(team["name"])
+        if mapping:
+            team["escalation_policy"] = (
+                mapping["default"] if list(mapping) == ["default"] else mapping
+            )

@@ -4,10 +4,11 @@ services. Every check reports; none stops the others."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bot.crypto import key_file_for
 from bot.domain.errors import ImasError, ProviderError
+from bot.flows.oncall import gap_report
 from bot.runtime import Runtime
 from providers.base import IncidentView, Notification, Recipient
 from providers.slack_api import SlackApi
@@ -35,6 +36,7 @@ def run_checks(rt: Runtime) -> list[Check]:
         return [Check("database", False, f"{type(exc).__name__}: {exc}")]
 
     results.append(_base_url_check(rt))
+    results.extend(oncall_checks(rt))
     if not rt.settings.slack_enabled:
         results.append(
             Check("slack app", True, "disabled (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET)")
@@ -104,6 +106,39 @@ def _base_url_check(rt: Runtime) -> Check:
             warning=True,
         )
     return Check("base url", True, f"links use {settings.base_url} ({origin})")
+
+
+def oncall_checks(rt: Runtime, days: int = 7) -> list[Check]:
+    """A warning per team (or team-less schedule) with nobody on call at some point in the
+    next ``days`` days (``bot.flows.oncall.gap_report``)."""
+    now = rt.clock()
+    with rt.reading() as session:
+        report = gap_report(session, now, now + timedelta(days=days))
+        has_teams = bool(catalog.list_teams(session))
+    checks = []
+    for name, holes in report:
+        total = sum((hi - lo for lo, hi in holes), timedelta())
+        first_lo, first_hi = holes[0]
+        checks.append(
+            Check(
+                f"on-call {name}",
+                True,
+                f"nobody on call for {_span(total)} in the next {days} days "
+                f"({len(holes)} gap(s), first {first_lo:%Y-%m-%d %H:%M}–"
+                f"{first_hi:%Y-%m-%d %H:%M} UTC): add a layer, an override or current_on_call",
+                warning=True,
+            )
+        )
+    if not report and has_teams:
+        checks.append(
+            Check("on-call", True, f"someone is on call for every team, next {days} days")
+        )
+    return checks
+
+
+def _span(delta: timedelta) -> str:
+    hours, rest = divmod(int(delta.total_seconds()), 3600)
+    return f"{hours}h{rest // 60:02d}" if hours else f"{rest // 60} min"
 
 
 def _slack_checks(api: SlackApi, teams: list[tuple[str, str | None]]) -> list[Check]:

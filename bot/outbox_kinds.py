@@ -8,6 +8,7 @@ IMAS: changing one would let a step in flight be enqueued a second time, so they
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 MAX_KEY = 255
@@ -22,6 +23,7 @@ class OutboxKind(StrEnum):
     SLACK_POST = "slack_post"  # one message to a channel, the war room or a person
     PIN_FETCH = "pin_fetch"  # fetch the text of a 📌 message into the timeline
     ARCHIVE = "archive"  # archive the war room of a resolved incident
+    ONCALL_DM = "oncall_dm"  # an on-call hand-off summary to a person (no incident)
 
 
 def _cut(key: str) -> str:
@@ -66,3 +68,8 @@ def pin_fetch_key(external_key: str | None, request_key: str) -> str:
 def archive_key(incident_id: int, run: int) -> str:
     """One archiving per resolution (``run`` counts reopen/resolve cycles)."""
     return f"{OutboxKind.ARCHIVE}:{incident_id}:{run}"
+
+
+def handoff_key(schedule_id: int, at: datetime, role: str, person: str) -> str:
+    """One DM per (schedule, hand-off instant, incoming/outgoing, person)."""
+    return _cut(f"{OutboxKind.ONCALL_DM}:{schedule_id}:{int(at.timestamp())}:{role}:{person}")

@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot.flows.oncall import current_for_team
 from bot.outbox_kinds import OutboxKind, notify_key
 from bot.runtime import Runtime
 from providers.base import SEVERITY_RANK, NotificationProvider, Recipient
@@ -96,7 +97,8 @@ def compute_routes(
         for scope in incident.scopes:
             if scope.slack_channel_id:
                 add(slack, Recipient("channel", scope.slack_channel_id))
-    on_call = team.current_on_call if team else None
+    # The schedule engine (bot.flows.oncall), over the team's current_on_call.
+    on_call = current_for_team(session, team, rt.clock()) if team else None
     if (
         event in ONCALL_DM_EVENTS
         and on_call is not None

@@ -17,7 +17,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
-from bot.flows import scheduled
+from bot.flows import handoff, scheduled
 from bot.runtime import Runtime
 from storage.models import Lease, SeenRequest
 
@@ -64,6 +64,11 @@ def cleanup_seen_requests(rt: Runtime) -> int:
         return int(getattr(result, "rowcount", 0) or 0)
 
 
+def run_oncall_handoffs(rt: Runtime) -> int:
+    """Hand-off DMs of on-call schedules (``bot.flows.handoff``)."""
+    return handoff.run_handoffs(rt)
+
+
 def run_scheduled_tasks(rt: Runtime) -> int:
     """Reminders, escalations and archiving that are due (``bot.flows.scheduled``)."""
     return scheduled.run_due_tasks(rt)
@@ -71,6 +76,7 @@ def run_scheduled_tasks(rt: Runtime) -> int:
 
 JOBS.append(cleanup_seen_requests)
 JOBS.append(run_scheduled_tasks)
+JOBS.append(run_oncall_handoffs)
 
 
 def tick(rt: Runtime, holder: str) -> int:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from bot.domain.errors import Defer, PermanentProviderError, RetryableProviderError
 from bot.faults import crash_point
+from bot.flows.oncall import current_for_team
 from bot.flows.slack_steps import enqueue_post
 from bot.naming import channel_name
 from bot.outbox import OutboxWorker
@@ -346,9 +347,10 @@ def war_room_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
             for p in (
                 incident.lead,
                 incident.declared_by,
-                incident.team.current_on_call if incident.team else None,
+                current_for_team(session, incident.team, rt.clock()) if incident.team else None,
             )
-            if p is not None
+            # (an on-call named only by a schedule may be unsaved: no id to remember)
+            if p is not None and (p.id is not None or p.slack_user_id)
         ]
         summary_ts = incident.war_room_summary_ts
     # No transaction is held during Slack calls; the room's set-up calls are independent

@@ -701,5 +701,95 @@ def provider_test(name: str) -> None:
     sys.exit(0 if ok else 1)
 
 
+# -- on-call (bot.flows.oncall) --------------------------------------------------------
+
+
+class _OnCallGroup(click.Group):
+    """``imas oncall [team] [--at ISO]`` is ``imas oncall show ...``; ``override`` is a
+    subcommand."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h")):
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+def _iso(value: str | None, option: str) -> Any:
+    """An ISO 8601 time (UTC when it has no offset), or None."""
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        fail(f"{option}: expected an ISO 8601 time like 2026-03-29T09:00+02:00, not {value!r}")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@main.group("oncall", cls=_OnCallGroup, help="Who is on call (`imas oncall [TEAM] [--at ISO]`).")
+def oncall_group() -> None:
+    pass
+
+
+@oncall_group.command("show", help="Who is on call now, or at --at, for TEAM or every team.")
+@click.argument("team", required=False)
+@click.option("--at", "at_text", default=None, help="ISO 8601 time (UTC without offset).")
+@click.option("--json", "as_json", is_flag=True)
+def oncall_show(team: str | None, at_text: str | None, as_json: bool) -> None:
+    from bot.flows import oncall
+
+    at = _iso(at_text, "--at")
+    rt = runtime_or_exit()
+    try:
+        answers = oncall.on_call(rt, actor=_cli_actor(), team=team, at=at)
+    except ImasError as exc:
+        fail(str(exc))
+    if as_json:
+        click.echo(json.dumps([a.as_json() for a in answers], indent=2))
+        return
+    if not answers:
+        click.echo("No teams configured.")
+    for answer in answers:
+        who = answer.person or "nobody"
+        until = f" until {answer.until:%Y-%m-%d %H:%M} UTC" if answer.until else ""
+        schedule = f" ({answer.schedule})" if answer.schedule else ""
+        click.echo(f"{answer.team}: {who}{until}{schedule}")
+
+
+@oncall_group.command(
+    "override", help="PERSON (Slack user id or e-mail) covers TEAM (or a schedule) for a while."
+)
+@click.argument("team")
+@click.argument("person")
+@click.option("--for", "duration", default=None, help="How long: 2h, 30m, 1h30m, 1d.")
+@click.option("--from", "start_text", default=None, help="Start, ISO 8601 (default now).")
+@click.option("--until", "end_text", default=None, help="End, ISO 8601 (instead of --for).")
+def oncall_override(
+    team: str, person: str, duration: str | None, start_text: str | None, end_text: str | None
+) -> None:
+    from bot.flows import oncall
+
+    start, end = _iso(start_text, "--from"), _iso(end_text, "--until")
+    rt = runtime_or_exit()
+    try:
+        length = oncall.parse_duration(duration) if duration is not None else None
+        result = oncall.create_override(
+            rt,
+            actor=_cli_actor(),
+            target=team,
+            person=person,
+            start=start,
+            end=end,
+            duration=length,
+        )
+    except ImasError as exc:
+        fail(str(exc))
+    click.echo(
+        f"{result['person']} covers {result['schedule']} from {result['starts_at']} "
+        f"to {result['ends_at']}"
+    )
+
+
 if __name__ == "__main__":
     main()

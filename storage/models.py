@@ -477,3 +477,35 @@ class Worker(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Schedule(Base):
+    """An on-call schedule (``bot.oncall``): its layers as the ``schedules:`` spec JSON,
+    and the team it answers for (at most one schedule per team)."""
+
+    __tablename__ = "schedules"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    team_id: Mapped[int | None] = mapped_column(
+        ForeignKey("teams.id", ondelete="SET NULL"), unique=True
+    )
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    team: Mapped[Team | None] = relationship()
+
+
+class ScheduleOverride(Base):
+    """Someone covering a schedule from ``starts_at`` to ``ends_at`` (beats every layer)."""
+
+    __tablename__ = "schedule_overrides"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    schedule_id: Mapped[int] = mapped_column(
+        ForeignKey("schedules.id", ondelete="CASCADE"), index=True
+    )
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
+    starts_at: Mapped[datetime] = mapped_column()
+    ends_at: Mapped[datetime] = mapped_column()
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    person: Mapped[Person] = relationship()

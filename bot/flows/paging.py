@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from bot.domain.actor import Actor
 from bot.domain.errors import InputError, NotFoundError
+from bot.flows.oncall import current_for_team
 from bot.flows.slack_steps import enqueue_post
 from bot.presenter import view_of
 from bot.router import enqueue_notification, route_event
@@ -82,7 +83,7 @@ def page(
     team = find_team(session, target)
     text = reason or f"Paged by {actor.label}"
     if team is not None:
-        on_call = team.current_on_call
+        on_call = current_for_team(session, team, rt.clock())
         if on_call is None:
             raise NotFoundError(f"Team {team.name} has nobody on call.", field="target")
         who = f"{on_call.label} (on call for {team.name})"

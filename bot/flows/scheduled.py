@@ -32,7 +32,9 @@ from sqlalchemy.orm import Session
 from bot import audit
 from bot.domain.actor import SYSTEM, Actor
 from bot.domain.errors import ConflictError, InputError
+from bot.flows import escalation as escalation_policies
 from bot.flows import paging
+from bot.flows.oncall import current_for_team
 from bot.flows.slack_steps import WAR_ROOM, enqueue_archive, enqueue_post
 from bot.presenter import view_of
 from bot.router import route_event
@@ -142,12 +144,20 @@ def sync_tasks(session: Session, rt: Runtime, *, incident: Incident) -> None:
     if incident.status == "TRIGGERED":
         team = incident.team
         if escalation is None and team is not None:
+            # An escalation policy (bot.flows.escalation) for this team and severity, else
+            # the fixed chain after escalation_timeout_minutes.
+            policy = escalation_policies.policy_for(session, team, incident.severity)
             _arm(
                 session,
                 incident=incident,
                 kind=ESCALATION,
-                due_at=now + timedelta(minutes=team.escalation_timeout_minutes),
-                data={"level": 0},
+                due_at=now
+                + (
+                    escalation_policies.first_delay(policy)
+                    if policy
+                    else timedelta(minutes=team.escalation_timeout_minutes)
+                ),
+                data={"level": 0, "policy": policy.name} if policy else {"level": 0},
             )
     else:
         _cancel(escalation)
@@ -353,6 +363,8 @@ def _is_channel_target(target: str) -> bool:
 def _fire_escalation(
     session: Session, rt: Runtime, task: ScheduledTask, incident: Incident
 ) -> bool:
+    if (task.data or {}).get("policy"):
+        return escalation_policies.fire_step(session, rt, task, incident)
     team = incident.team
     if incident.status != "TRIGGERED" or team is None:
         task.state = "cancelled"
@@ -363,7 +375,7 @@ def _fire_escalation(
     waited = max(0, int((now - incident.created_at).total_seconds() // 60))
     number = level + 1
     if level == 0:
-        on_call = team.current_on_call
+        on_call = current_for_team(session, team, now)
         who = on_call.label if on_call else "nobody is on call"
         text = f"Not acknowledged after {waited} min: escalated to the on-call of {team.name}"
         route_event(

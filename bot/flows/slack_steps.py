@@ -321,7 +321,23 @@ def archive_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
     return {"channel": channel, "archived": True}
 
 
+def oncall_dm_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
+    """A DM that belongs to no incident (on-call hand-offs, ``bot.flows.handoff``)."""
+    with rt.transaction() as session:
+        api = _api(rt, session)
+    target = item.recipient or ""
+    if "@" in target:
+        found = api.call("users.lookupByEmail", email=target)
+        target = str((found.get("user") or {}).get("id") or "")
+        if not target:
+            raise PermanentProviderError("no Slack user for that e-mail address")
+    text = str((item.payload or {}).get("text") or "")
+    answer = api.call("chat.postMessage", channel=target, text=text)
+    return {"channel": target, "ts": answer.get("ts")}
+
+
 STEPS = {
+    OutboxKind.ONCALL_DM: oncall_dm_step,
     OutboxKind.SLACK_POST: slack_post_step,
     OutboxKind.PIN_FETCH: pin_fetch_step,
     OutboxKind.ARCHIVE: archive_step,

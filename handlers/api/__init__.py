@@ -122,6 +122,7 @@ def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI, rt: Runtime) -> None:
     """Add the REST routes, the webhook routes and their error handlers to ``app``."""
     from handlers.api.audit import build_router as build_audit_router
+    from handlers.api.oncall import build_router as build_oncall_router
     from handlers.api.routes import build_router
     from handlers.webhooks.routes import build_router as build_webhook_router
 
@@ -134,4 +135,5 @@ def install(app: FastAPI, rt: Runtime) -> None:
         app.add_exception_handler(error, _unavailable)
     app.include_router(build_router(rt))
     app.include_router(build_audit_router(rt))
+    app.include_router(build_oncall_router(rt))
     app.include_router(build_webhook_router(rt))

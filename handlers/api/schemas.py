@@ -314,3 +314,43 @@ class AuditPage(Page):
 
 class ErrorOut(BaseModel):
     detail: str
+
+
+# -- on-call (handlers.api.oncall) ------------------------------------------------------
+
+
+class OnCallOut(BaseModel):
+    team: str
+    schedule: str | None
+    at: str
+    person: str | None = Field(description="label of the person on call; null: nobody")
+    slack_user_id: str | None
+    ref: str | None = Field(description="Slack user id or e-mail, as schedules name people")
+    until: str | None = Field(description="end of the current shift (within 30 days)")
+
+
+class OnCallList(BaseModel):
+    results: list[OnCallOut]
+
+
+class OverrideIn(BaseModel):
+    """Someone covers a team (or a schedule) from ``starts_at`` (default now) to
+    ``ends_at``, or for ``duration`` (``2h``, ``30m``, ``1h30m``, ``1d``)."""
+
+    model_config = ConfigDict(extra="ignore")
+    team: Ref = Field(description="team or schedule name")
+    person: Ref = Field(description="Slack user id or e-mail")
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    duration: str | None = Field(None, max_length=20)
+
+
+class OverrideOut(BaseModel):
+    id: int
+    schedule: str
+    team: str | None
+    person: str
+    ref: str | None
+    starts_at: str
+    ends_at: str
+    created_by: str

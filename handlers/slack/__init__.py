@@ -8,6 +8,7 @@ from slack_bolt import App
 
 from bot.runtime import Runtime
 from handlers.slack import actions, commands, events, home, reminders, shortcuts, views
+from handlers.slack import oncall as oncall_command
 
 
 def register(app: App, rt: Runtime, background: Executor) -> None:
@@ -18,3 +19,4 @@ def register(app: App, rt: Runtime, background: Executor) -> None:
     home.register(app, rt, background)
     shortcuts.register(app, rt, background)
     reminders.register(app, rt, background)
+    oncall_command.register(app, rt, background)

@@ -24,6 +24,7 @@ from bot.domain.errors import ImasError
 from bot.flows import incidents
 from bot.flows.repair import RepairReport
 from bot.runtime import Runtime
+from handlers.slack import oncall as slack_oncall
 from handlers.slack.actions import update_modal
 from handlers.slack.command_table import HELP_TEXT
 from handlers.slack.common import (
@@ -38,7 +39,6 @@ from providers.slack_blocks import (
     incident_list_line,
     incident_list_text,
     incident_status_text,
-    oncall_line,
 )
 from providers.text import link, mention_user, slack_escape, slack_unescape
 from storage import catalog
@@ -216,23 +216,8 @@ def _list(rt: Runtime, body: dict[str, Any], rest: str) -> str:
 
 
 def _oncall(rt: Runtime, body: dict[str, Any], rest: str) -> str:
-    with rt.reading() as session:
-        teams = catalog.list_teams(session)
-        if rest:
-            teams = [t for t in teams if t.name.lower() == rest.lower()]
-            if not teams:
-                return f"No team named {slack_escape(rest)!r}."
-        lines = []
-        for team in teams:
-            person = team.current_on_call
-            lines.append(
-                oncall_line(
-                    team.name,
-                    person.slack_user_id if person else None,
-                    person.label if person else None,
-                )
-            )
-    return "*On call*\n" + ("\n".join(lines) if lines else "No teams configured.")
+    # Who is on call (the schedule engine), or ``override @x 2h [team]``: handlers/slack/oncall.py
+    return slack_oncall.answer(rt, body, rest)
 
 
 # -- subcommands added for issue 5: update, page, repair, doctor -------------------------
