@@ -171,6 +171,18 @@ class Settings(BaseSettings):
         if problems:
             raise ConfigError("invalid settings:\n  - " + "\n  - ".join(problems))
 
+    # The living document in the team's own template (issue 15): the headings under which
+    # IMAS writes, comma-separated, matched case-insensitively (see README "LID template").
+    google_lid_timeline_headings: str = Field(
+        "TIMELINE", validation_alias="GOOGLE_LID_TIMELINE_HEADINGS"
+    )
+    google_lid_resolution_headings: str = Field(
+        "RESOLUTION", validation_alias="GOOGLE_LID_RESOLUTION_HEADINGS"
+    )
+    google_lid_postmortem_headings: str = Field(
+        "POST-MORTEM,POSTMORTEM,POST MORTEM", validation_alias="GOOGLE_LID_POSTMORTEM_HEADINGS"
+    )
+
 
 _ENV_NAMES = {
     name: (field.validation_alias if isinstance(field.validation_alias, str) else name)
