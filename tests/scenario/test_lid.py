@@ -124,3 +124,106 @@ def test_lid_created_linked_and_kept_alive(
         worker.steps[row.kind](server.rt, row)
     assert google.document_text(doc_id) == before
     assert len([f for f in google.files.values() if f.get("name", "").startswith(short_id)]) == 1
+
+
+SEED_STYLE_TEMPLATE = (
+    "INCIDENT {{INCIDENT_ID}} — {{INCIDENT_TITLE}}\n"
+    "Status: {{STATUS}}\n"
+    "Severity: {{SEVERITY}}\n"
+    "Incident lead: {{LEAD_NAME}} ({{LEAD_EMAIL}})\n"
+    "War room: {{WAR_ROOM_URL}}\n"
+    "DESCRIPTION\n"
+    "{{DESCRIPTION}}\n"
+    "TIMELINE\n"
+    "RESOLUTION\n"
+    "POST-MORTEM\n"
+)
+
+
+def section(text: str, heading: str, following: str) -> list[str]:
+    lines = text.splitlines()
+    start = lines.index(heading)
+    return lines[start + 1 : lines.index(following, start)]
+
+
+def test_lid_lives_in_the_teams_own_template(
+    tmp_path, database_url, start_server, driver, fake_slack
+):
+    """Issue 15 acceptance: the seed-style template's own places are kept current."""
+    google = FakeGoogle()
+    try:
+        google.add_folder("folder-1", shared_drive=True)
+        google.add_template("template-1", SEED_STYLE_TEMPLATE, parent="folder-1")
+        apply_seed_config(tmp_path, database_url)
+        server = start_server(
+            google_service_account_json=json.dumps(make_service_account(google)),
+            google_api_endpoint=google.url,
+            google_token_uri=google.token_uri,
+            google_lid_template_id="template-1",
+            google_drive_folder_id="folder-1",
+        )
+        slack = driver(server)
+        declare_through_modal(slack, fake_slack)
+        data = wait_until(lambda: settled(server.rt), message="LID and deliveries")
+        short_id = data["short_id"]
+        doc_id = next(f["id"] for f in google.files.values() if f["name"].startswith(short_id))
+        assert "Status: TRIGGERED\n" in google.document_text(doc_id)
+
+        # Humans write between the sections while IMAS works.
+        text = google.document_text(doc_id)
+        google.edit_document(
+            doc_id,
+            text.replace("TIMELINE\n", "Bridge call notes by a human\nTIMELINE\n").replace(
+                "POST-MORTEM\n", "POST-MORTEM\nReview booked Friday (human)\n"
+            ),
+        )
+
+        assert slack.slash(f"ack {short_id}").status_code == 200
+        assert slack.slash(f"severity SEV1 {short_id}").status_code == 200
+        assert slack.slash(f"note {short_id} cache flushed on node 3").status_code == 200
+        assert slack.slash(f"resolve {short_id} failover to replica").status_code == 200
+
+        def synced() -> bool:
+            with server.rt.transaction() as session:
+                open_rows = session.query(OutboxItem).filter(OutboxItem.state != "done").count()
+            body = google.document_text(doc_id)
+            return open_rows == 0 and "Status: RESOLVED\n" in body and "failover" in body
+
+        wait_until(synced, message="document synced")
+        body = google.document_text(doc_id)
+        assert "Status: TRIGGERED" not in body and "Severity: SEV1_CRITICAL\n" in body
+        assert "(IMAS)" not in body and "IMAS STATUS" not in body  # no IMAS-appended section
+        assert "⟦" not in body  # no markers or tags
+        assert "Bridge call notes by a human\nTIMELINE\n" in body
+        assert "Review booked Friday (human)" in body
+        assert section(body, "RESOLUTION", "POST-MORTEM") == ["failover to replica"]
+
+        timeline = section(body, "TIMELINE", "RESOLUTION")
+        with server.rt.transaction() as session:
+            incident = store.list_incidents(session)[1][0]
+            events = incident_json(session, server.rt, incident, detail=True)["timeline"]
+        expected = [e for e in events if e["type"] not in ("ALERT_SENT", "NOTIFICATION_FAILED")]
+        assert len(timeline) == len(expected)  # one line per event
+        for event in expected:
+            assert sum(event["message"] in line for line in timeline) >= 1
+        assert [line[:23] for line in timeline] == sorted(line[:23] for line in timeline)
+        order = [
+            next(i for i, line in enumerate(timeline) if marker in line)
+            for marker in ("to ACKNOWLEDGED", "to SEV1_CRITICAL", "cache flushed", "to RESOLVED")
+        ]
+        assert order == sorted(order)
+
+        # Replaying every LID row of the outbox changes nothing.
+        from bot.steps import make_worker
+
+        worker = make_worker(server.rt)
+        with server.rt.transaction() as session:
+            rows = session.query(OutboxItem).filter(OutboxItem.kind.in_(("lid", "lid_sync"))).all()
+            for row in rows:
+                session.expunge(row)
+        server.worker.stop()
+        for row in rows:
+            worker.steps[row.kind](server.rt, row)
+        assert google.document_text(doc_id) == body
+    finally:
+        google.close()
