@@ -22,6 +22,7 @@ class OutboxKind(StrEnum):
     SLACK_POST = "slack_post"  # one message to a channel, the war room or a person
     PIN_FETCH = "pin_fetch"  # fetch the text of a 📌 message into the timeline
     ARCHIVE = "archive"  # archive the war room of a resolved incident
+    LID_SHARE = "lid_share"  # give one person (lead, declarer, role holder) writer access
 
 
 def _cut(key: str) -> str:
@@ -66,3 +67,9 @@ def pin_fetch_key(external_key: str | None, request_key: str) -> str:
 def archive_key(incident_id: int, run: int) -> str:
     """One archiving per resolution (``run`` counts reopen/resolve cycles)."""
     return f"{OutboxKind.ARCHIVE}:{incident_id}:{run}"
+
+
+def lid_share_key(incident_id: int, person_id: int) -> str:
+    """One share of the incident's document per person, ever (sharing is idempotent at
+    Google too: a person already holding access is skipped)."""
+    return f"{OutboxKind.LID_SHARE}:{incident_id}:{person_id}"

@@ -744,6 +744,16 @@ class GoogleDocsLid:
             return len(missing)
         raise self._conflict_error(document_id)
 
+    def share_with(self, document_id: str, email: str, *, role: str = "writer") -> str | None:
+        """Give ``email`` (a Google account) ``role`` on the document, without notification
+        e-mail; nothing when it already holds that role or higher. Returns the reason when
+        Google refuses the share for good (e.g. no Google account for that address), None
+        on success. Raises RetryableProviderError for transient failures."""
+        warnings = self._grant(
+            document_id, [{"type": "user", "role": role, "emailAddress": email.strip()}]
+        )
+        return warnings[0] if warnings else None
+
     def check(self) -> list[CheckResult]:
         """Live checks for ``imas doctor``: token exchange, template readable, folder writable.
 
@@ -1116,6 +1126,11 @@ class GoogleDocsLid:
                     "allowFileDiscovery": False,
                 }
             )
+        return self._grant(doc_id, wanted)
+
+    def _grant(self, doc_id: str, wanted: list[dict[str, Any]]) -> list[str]:
+        """Create the permissions in ``wanted`` that are not already held (at that role or
+        higher). Returns the warnings of refused shares; raises RetryableProviderError."""
         if not wanted:
             return []
         existing = self._permissions(doc_id)

@@ -24,7 +24,7 @@ from bot import access, audit
 from bot.domain.actor import Actor
 from bot.domain.enums import parse_severity
 from bot.domain.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
-from bot.flows import scheduled
+from bot.flows import lid, scheduled
 from bot.outbox_kinds import OutboxKind, lid_key, war_room_key
 from bot.router import route_event
 from bot.runtime import Runtime
@@ -204,6 +204,7 @@ def enqueue_orchestration(
             idempotency_key=lid_key(incident.id),
             incident_id=incident.id,
         )
+        lid.enqueue_shares(session, rt, incident=incident)
     slack_available = (
         rt.settings.slack_bot_token is not None or rt.primary_slack(session) is not None
     )

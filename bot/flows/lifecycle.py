@@ -15,7 +15,7 @@ from bot import access
 from bot.domain.actor import Actor
 from bot.domain.enums import INCIDENT_ROLES, SEVERITIES
 from bot.domain.errors import ConflictError, InputError, NotFoundError
-from bot.flows import followups
+from bot.flows import followups, lid
 from bot.outbox_kinds import OutboxKind, lid_sync_key, refresh_key, war_room_key
 from bot.router import route_event
 from bot.runtime import Runtime
@@ -80,6 +80,7 @@ def _after_change(
             incident_id=incident.id,
             idempotency_key=lid_sync_key(incident.id, f"ev{key}"),
         )
+        lid.enqueue_shares(session, rt, incident=incident)
 
 
 def change_status(

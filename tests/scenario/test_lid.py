@@ -162,12 +162,48 @@ def test_lid_lives_in_the_teams_own_template(
             google_lid_template_id="template-1",
             google_drive_folder_id="folder-1",
         )
+        fake_slack.add_user("U0LEADBOB", "bob", email="bob.lead@example.com", real_name="Bob")
         slack = driver(server)
-        declare_through_modal(slack, fake_slack)
+        declare_through_modal(slack, fake_slack, lead="U0LEADBOB")
         data = wait_until(lambda: settled(server.rt), message="LID and deliveries")
         short_id = data["short_id"]
         doc_id = next(f["id"] for f in google.files.values() if f["name"].startswith(short_id))
         assert "Status: TRIGGERED\n" in google.document_text(doc_id)
+
+        # The lead picked in the modal (a Slack user) gets writer access by the e-mail
+        # Slack's users.info gives; the declarer has no e-mail: a timeline warning says so.
+        def shared() -> Any:
+            writers = {
+                p.get("emailAddress")
+                for p in google.permissions(doc_id)
+                if p["type"] == "user" and p["role"] == "writer"
+            }
+            return writers if "bob.lead@example.com" in writers else None
+
+        wait_until(shared, message="document shared with the lead")
+        assert any(
+            c.method == "users.info" and c.args.get("user") == "U0LEADBOB" for c in fake_slack.calls
+        )
+        assert "alice@example.com" in shared()  # the declarer
+
+        # A role holder is shared with when named; one without an e-mail is a warning.
+        fake_slack.add_user("U0NOMAIL1", "carol")
+        assert slack.slash(f"role communications <@U0ONCALL1> {short_id}").status_code == 200
+        assert slack.slash(f"role scribe <@U0NOMAIL1> {short_id}").status_code == 200
+        wait_until(
+            lambda: "oncall@example.com" in (shared() or set()), message="shared with the comms"
+        )
+
+        def warning() -> Any:
+            with server.rt.transaction() as session:
+                incident = store.list_incidents(session)[1][0]
+                events = incident_json(session, server.rt, incident, detail=True)["timeline"]
+            return [e["message"] for e in events if e["type"] == "LID_SHARE_FAILED"]
+
+        assert wait_until(warning, message="share warning") == [
+            "Could not share the incident document with carol: their Slack profile shows no "
+            "e-mail address (the app needs the users:read.email scope)"
+        ]
 
         # Humans write between the sections while IMAS works.
         text = google.document_text(doc_id)
@@ -192,6 +228,7 @@ def test_lid_lives_in_the_teams_own_template(
         wait_until(synced, message="document synced")
         body = google.document_text(doc_id)
         assert "Status: TRIGGERED" not in body and "Severity: SEV1_CRITICAL\n" in body
+        assert "Incident lead: Bob (bob.lead@example.com)\n" in body
         assert "(IMAS)" not in body and "IMAS STATUS" not in body  # no IMAS-appended section
         assert "⟦" not in body  # no markers or tags
         assert "Bridge call notes by a human\nTIMELINE\n" in body
