@@ -640,6 +640,29 @@ def _remember_person(rt: Runtime, person_id: int, email: str | None, name: str) 
     rt.wake_outbox()
 
 
+def lid_postmortem_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
+    """Write the post-mortem draft (``bot.postmortem``) into the document's POST-MORTEM
+    section: the facts are rewritten if they changed, the review skeleton written once.
+    Idempotent."""
+    lid = rt.lid()
+    if lid is None:
+        return {"skipped": "Google is not configured"}
+    from bot import postmortem
+
+    with rt.transaction() as session:
+        incident = _load(session, item)
+        document_id = incident.lid_document_id
+        if not document_id:
+            lid_rows = outbox_store.for_incident(
+                session, incident_id=incident.id, kind=OutboxKind.LID
+            )
+            if not lid_rows or lid_rows[-1].state == "dead":
+                return {"skipped": "the incident has no LID document"}
+            raise Defer("waiting for the LID document", 2.0)
+        facts, skeleton = postmortem.document_lines(postmortem.build(session, incident))
+    return {"written": lid.write_postmortem(document_id, facts, skeleton)}
+
+
 # -- refresh ---------------------------------------------------------------------------
 
 
@@ -704,6 +727,7 @@ STEPS = {
     OutboxKind.REFRESH: refresh_step,
     OutboxKind.LID_SYNC: lid_sync_step,
     OutboxKind.LID_SHARE: lid_share_step,
+    OutboxKind.LID_POSTMORTEM: lid_postmortem_step,
 }
 
 

@@ -686,15 +686,23 @@ class GoogleDocsLid:
         lines = [line for line in lines if line] or [EMPTY]
         return self._write_block(document_id, "resolution", RESOLUTION_RANGE, lines)
 
-    def write_postmortem(self, document_id: str, lines: Sequence[str]) -> bool:
-        """Write the post-mortem draft (one paragraph per line) under the document's own
-        POST-MORTEM heading (named range ``imas.postmortem``, rewritten in place later),
-        or in an IMAS "POST-MORTEM (IMAS)" region when there is no such heading.
+    def write_postmortem(
+        self, document_id: str, facts: Sequence[str], skeleton: Sequence[str] = ()
+    ) -> bool:
+        """Write the post-mortem draft under the document's own POST-MORTEM heading, or in
+        an IMAS "POST-MORTEM (IMAS)" region when there is no such heading.
 
-        Idempotent: returns False without writing when the document already holds it.
+        ``facts`` (one paragraph per line) are IMAS's: wrapped in the named range
+        ``imas.postmortem`` (or the region) and rewritten in place when they change (a
+        reopened incident resolved again). ``skeleton`` (the review's empty sections) is
+        written once, right after the facts, and then belongs to the reviewers. Idempotent:
+        returns False without writing when the facts are already there.
         """
-        cleaned = [_clean(line) or " " for line in lines] or [EMPTY]
-        return self._write_block(document_id, "postmortem", POSTMORTEM_RANGE, cleaned)
+        cleaned = [_clean(line) or EMPTY for line in facts] or [EMPTY]
+        trailer = [_clean(line) or EMPTY for line in skeleton]
+        return self._write_block(
+            document_id, "postmortem", POSTMORTEM_RANGE, cleaned, trailer=trailer
+        )
 
     def append_timeline(self, document_id: str, entries: Sequence[TimelineLine]) -> int:
         """Add the entries whose ``⟦ev:key⟧`` tag is not yet in the document.
@@ -1014,7 +1022,13 @@ class GoogleDocsLid:
         raise self._conflict_error(document_id)
 
     def _write_block(
-        self, document_id: str, section: str, range_name: str, lines: list[str]
+        self,
+        document_id: str,
+        section: str,
+        range_name: str,
+        lines: list[str],
+        *,
+        trailer: Sequence[str] = (),
     ) -> bool:
         """``lines`` in the ``section`` region if the document has it, else in the named
         range ``range_name`` (created under the section's heading), else in a new region."""
@@ -1025,7 +1039,11 @@ class GoogleDocsLid:
             heading = state.heading(self.headings[section])
             if state.region(section) is not None or (not ranges and heading is None):
                 return self._write_region(
-                    document_id, section, lines, unchanged=lambda current: current == lines
+                    document_id,
+                    section,
+                    lines,
+                    unchanged=lambda current: current == lines,
+                    trailer=trailer,
                 )
             if ranges:
                 if all(state.text_at(r.start, r.end) == text for r in ranges):
@@ -1033,7 +1051,9 @@ class GoogleDocsLid:
                 requests_ = [_replace_named(range_name, text)]
             else:
                 assert heading is not None
-                requests_ = self._insert_lines(state, heading, lines, block=range_name)
+                requests_ = self._insert_lines(
+                    state, heading, [*lines, *trailer], block=range_name, block_lines=len(lines)
+                )
             try:
                 self._batch(document_id, requests_, state.revision_id)
             except _RevisionConflict:
@@ -1049,6 +1069,7 @@ class GoogleDocsLid:
         *,
         names: Sequence[str | None] = (),
         block: str | None = None,
+        block_lines: int | None = None,
     ) -> list[dict[str, Any]]:
         """Requests inserting ``lines`` as new plain paragraphs right after paragraph
         position ``after``; line ``i`` gets the named range ``names[i]``, the whole block
@@ -1070,7 +1091,9 @@ class GoogleDocsLid:
                 {"deleteParagraphBullets": {"range": {"startIndex": first, "endIndex": last_end}}}
             )
             if block:
-                requests_.append(_named_range(block, first, last_end))
+                covered = lines if block_lines is None else lines[:block_lines]
+                block_end = first + sum(_u16(line) + 1 for line in covered) - 1
+                requests_.append(_named_range(block, first, block_end))
         offset = first
         for i, line in enumerate(lines):
             name = names[i] if i < len(names) else None
@@ -1286,7 +1309,10 @@ class GoogleDocsLid:
         return [_insert(1, text), *styles]
 
     def _append_sections(
-        self, state: _DocState, sections: Sequence[tuple[str, Sequence[str]]]
+        self,
+        state: _DocState,
+        sections: Sequence[tuple[str, Sequence[str]]],
+        trailer: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
         """Requests appending region blocks after the last paragraph of the document."""
         last = state.paragraphs[-1]
@@ -1295,6 +1321,7 @@ class GoogleDocsLid:
         lines: list[tuple[str, str | None]] = []
         for name, content in sections:
             lines.extend(self._region_block(name, content))
+        lines.extend((line, None) for line in trailer)
         text, styles = _layout(at + _u16(prefix), lines)
         return [_insert(at, prefix + text), *styles]
 
@@ -1323,12 +1350,13 @@ class GoogleDocsLid:
         lines: list[str],
         *,
         unchanged: Callable[[list[str]], bool],
+        trailer: Sequence[str] = (),
     ) -> bool:
         for _ in range(_CONFLICT_ATTEMPTS):
             state = self._read(document_id)
             bounds = state.region(name)
             if bounds is None:
-                requests_ = self._append_sections(state, [(name, lines)])
+                requests_ = self._append_sections(state, [(name, lines)], trailer)
             else:
                 if unchanged(state.region_lines(bounds)):
                     return False

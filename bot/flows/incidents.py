@@ -607,3 +607,16 @@ def list_alerts(
         if not seen.all_private:
             filters.private_visible_to = PrivateViewer(seen.person_id, seen.slack_user_id)
         return alert_store.list_alerts(session, filters=filters, offset=offset, limit=limit)
+
+
+def postmortem_markdown(
+    rt: Runtime, *, actor: Actor, ref: str | int | None = None, channel_id: str | None = None
+) -> tuple[str, str]:
+    """The incident's post-mortem draft as Markdown, if visible: ``(short_id, text)``.
+    The same facts IMAS writes into the LID's POST-MORTEM section (``bot.postmortem``)."""
+    from bot import postmortem
+
+    with rt.reading() as session:
+        incident = lookup(session, ref=ref, channel_id=channel_id)
+        _require_read(session, actor, incident, ref)
+        return incident.short_id, postmortem.to_markdown(postmortem.build(session, incident))

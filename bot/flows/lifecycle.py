@@ -80,7 +80,7 @@ def _after_change(
             incident_id=incident.id,
             idempotency_key=lid_sync_key(incident.id, f"ev{key}"),
         )
-        lid.enqueue_shares(session, rt, incident=incident)
+        lid.after_change(session, rt, incident=incident, event=event)
 
 
 def change_status(

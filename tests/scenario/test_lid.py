@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bot import kpis
 from bot.presenter import incident_json
 from providers.google_docs import PLACEHOLDERS, end_marker, start_marker
 from storage import incidents as store
@@ -108,7 +109,7 @@ def test_lid_created_linked_and_kept_alive(
         )
     ]
     assert order == sorted(order)
-    assert body.count("cache flushed on node 3") == 1
+    assert timeline.count("cache flushed on node 3") == 1  # (the post-mortem quotes it too)
 
     # Replaying the same outbox rows changes nothing.
     before = google.document_text(doc_id)
@@ -234,6 +235,31 @@ def test_lid_lives_in_the_teams_own_template(
         assert "Bridge call notes by a human\nTIMELINE\n" in body
         assert "Review booked Friday (human)" in body
         assert section(body, "RESOLUTION", "POST-MORTEM") == ["failover to replica"]
+
+        # The post-mortem draft fills the template's POST-MORTEM section, above the text a
+        # human had typed there; its durations are the metrics API's.
+        postmortem = body.splitlines()[body.splitlines().index("POST-MORTEM") + 1 :]
+        assert postmortem[0].startswith(f"Post-mortem draft for {short_id}")
+        assert postmortem[1:3] == ["Summary", "failover to replica"]
+        assert postmortem[-7:] == [
+            "What went well",
+            "—",
+            "What went wrong",
+            "—",
+            "Action items",
+            "—",
+            "Review booked Friday (human)",
+        ]
+        assert "Bob: lead" in postmortem and "alice: declarer" in postmortem
+        assert "oncall@example.com: communications" in postmortem
+        assert "carol: scribe" in postmortem
+        assert any(line.startswith("★ ") and "to RESOLVED" in line for line in postmortem)
+        assert any(line.startswith("20") and "cache flushed" in line for line in postmortem)
+        with server.rt.transaction() as session:
+            metrics = kpis.compute(session)
+        for label, measure in (("MTTA (time to acknowledge)", "mtta"), ("MTTR", "mttr")):
+            line = next(x for x in postmortem if x.startswith(label))
+            assert float(line.rsplit("(", 1)[1].split()[0]) == metrics[measure]["mean"]
 
         timeline = section(body, "TIMELINE", "RESOLUTION")
         with server.rt.transaction() as session:
