@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from bot.kpis import duration_stats
 from storage import incidents as incident_store
-from storage.models import Alert, Incident, Person
+from storage.models import Alert, FollowUp, Incident, Person
 
 # Events a reader looks for first; marked ★ in the timeline.
 KEY_EVENTS = frozenset({"STATUS_CHANGE", "SEVERITY_CHANGE", "PINNED", "STATUS_UPDATE"})
@@ -61,6 +61,7 @@ class PostMortem:
     timeline: tuple[Line, ...]
     alerts: tuple[str, ...]
     participants: tuple[tuple[str, tuple[str, ...]], ...]
+    followups: tuple[tuple[str, bool], ...] = ()  # (text, done)
 
     @property
     def duration_seconds(self) -> float | None:
@@ -108,7 +109,19 @@ def build(session: Session, incident: Incident) -> PostMortem:
         if actor not in known:
             participants.append((actor, ()))
             known.add(actor)
+    followups = tuple(
+        (
+            f"#{f.id} {f.title}"
+            + (f" — owner {f.owner.label}" if f.owner else "")
+            + (f", due {f.due_date.isoformat()}" if f.due_date else ""),
+            f.state == "done",
+        )
+        for f in session.scalars(
+            select(FollowUp).where(FollowUp.incident_id == incident.id).order_by(FollowUp.id)
+        )
+    )
     return PostMortem(
+        followups=followups,
         short_id=incident.short_id,
         title=incident.title,
         severity=incident.severity,
@@ -189,7 +202,10 @@ def document_lines(pm: PostMortem) -> tuple[list[str], list[str]]:
     ]
     skeleton: list[str] = []
     for heading in SKELETON:
-        skeleton += [heading, "—"]
+        items = ["—"]
+        if heading == "Action items" and pm.followups:
+            items = [f"{'☑' if done else '☐'} {text}" for text, done in pm.followups]
+        skeleton += [heading, *items]
     return facts, skeleton
 
 
@@ -229,5 +245,8 @@ def to_markdown(pm: PostMortem) -> str:
         "",
     ]
     for heading in SKELETON:
-        lines += [f"## {heading}", "", "- ", ""]
+        items = ["- "]
+        if heading == "Action items" and pm.followups:
+            items = [f"- [{'x' if done else ' '}] {_md(text)}" for text, done in pm.followups]
+        lines += [f"## {heading}", "", *items, ""]
     return "\n".join(lines)

@@ -343,7 +343,7 @@ HELP_TEXT = """*IMAS — incident commands*
 • `/incident ack` · `mitigate` · `resolve` · `reopen` — change its status (in a war room, or add the id: `/incident ack INC-A1B2C3`)
 • `/incident severity <SEV1|SEV2|SEV3|SEV4>` — change its severity
 • `/incident update` — post a status update · `/incident note <text>` — add a note to the timeline
-• `/incident role <lead|communications|scribe> @user` — assign a role
+• `/incident role <lead|communications|scribe> @user` — assign a role · `/incident followup <text> [@owner] [due YYYY-MM-DD]` — add a follow-up action
 • `/incident oncall [team]` · `/incident page <team|@user>` — who is on call / page them
 • `/incident doc` — the LID document · `/incident repair` — re-run unfinished steps · `/incident doctor` — check the set-up
 React with :pushpin: to a message in a war room to add it to the timeline."""

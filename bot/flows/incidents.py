@@ -125,8 +125,9 @@ def _act(
     ref: str | int | None,
     channel_id: str | None,
     change: Callable[[Session, Incident], _Change],
+    audit_name: str | None = None,
 ) -> Outcome:
-    audit_action = f"incident.{action.value}"
+    audit_action = audit_name or f"incident.{action.value}"
     target: str | None = None
     try:
         with rt.transaction() as session:
@@ -325,6 +326,42 @@ def add_note(
         return _Change(f"Note added to the timeline of {incident.short_id}.", event_json(event))
 
     return _act(rt, actor=actor, action=Action.NOTE, ref=ref, channel_id=channel_id, change=change)
+
+
+def add_followup(
+    rt: Runtime,
+    *,
+    actor: Actor,
+    title: str,
+    owner: str | None = None,
+    due: str | None = None,
+    ref: str | int | None = None,
+    channel_id: str | None = None,
+) -> Outcome:
+    """Add a follow-up action (tracked in IMAS); ``owner`` an e-mail or Slack user id,
+    ``due`` ``YYYY-MM-DD``. ``data``: the follow-up (``action_items.followup_json``)."""
+    from bot.flows import action_items
+
+    due_date = action_items.parse_due(due)
+
+    def change(session: Session, incident: Incident) -> _Change:
+        item = action_items.add(
+            session, rt, incident=incident, title=title, actor=actor, owner_ref=owner, due=due_date
+        )
+        return _Change(
+            f"Follow-up #{item.id} added to {incident.short_id}.",
+            action_items.followup_json(item),
+        )
+
+    return _act(
+        rt,
+        actor=actor,
+        action=Action.NOTE,
+        ref=ref,
+        channel_id=channel_id,
+        change=change,
+        audit_name="incident.followup",
+    )
 
 
 def post_update(
