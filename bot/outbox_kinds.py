@@ -24,6 +24,8 @@ class OutboxKind(StrEnum):
     PIN_FETCH = "pin_fetch"  # fetch the text of a 📌 message into the timeline
     ARCHIVE = "archive"  # archive the war room of a resolved incident
     ONCALL_DM = "oncall_dm"  # an on-call hand-off summary to a person (no incident)
+    LID_SHARE = "lid_share"  # give one person (lead, declarer, role holder) writer access
+    LID_POSTMORTEM = "lid_postmortem"  # write the post-mortem draft into the document
 
 
 def _cut(key: str) -> str:
@@ -73,3 +75,14 @@ def archive_key(incident_id: int, run: int) -> str:
 def handoff_key(schedule_id: int, at: datetime, role: str, person: str) -> str:
     """One DM per (schedule, hand-off instant, incoming/outgoing, person)."""
     return _cut(f"{OutboxKind.ONCALL_DM}:{schedule_id}:{int(at.timestamp())}:{role}:{person}")
+
+
+def lid_share_key(incident_id: int, person_id: int) -> str:
+    """One share of the incident's document per person, ever (sharing is idempotent at
+    Google too: a person already holding access is skipped)."""
+    return f"{OutboxKind.LID_SHARE}:{incident_id}:{person_id}"
+
+
+def lid_postmortem_key(incident_id: int, cause: str) -> str:
+    """One post-mortem draft per resolution: ``ev<id of the resolving event>``."""
+    return _cut(f"{OutboxKind.LID_POSTMORTEM}:{incident_id}:{cause}")

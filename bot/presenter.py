@@ -56,6 +56,8 @@ def view_of(session: Session, rt: Runtime, incident: Incident) -> IncidentView:
         war_room_state="done"
         if incident.war_room_channel_id
         else step_state(items, OutboxKind.WAR_ROOM, default="skipped"),
+        acknowledged_at=incident.acknowledged_at,
+        resolved_at=incident.resolved_at,
     )
 
 

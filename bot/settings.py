@@ -237,6 +237,18 @@ class Settings(BaseSettings):
             return min(self.outbox_provider_workers, self.outbox_workers)
         return min(self.outbox_workers, max(2, self.outbox_workers // 4))
 
+    # The living document in the team's own template (issue 15): the headings under which
+    # IMAS writes, comma-separated, matched case-insensitively (see README "LID template").
+    google_lid_timeline_headings: str = Field(
+        "TIMELINE", validation_alias="GOOGLE_LID_TIMELINE_HEADINGS"
+    )
+    google_lid_resolution_headings: str = Field(
+        "RESOLUTION", validation_alias="GOOGLE_LID_RESOLUTION_HEADINGS"
+    )
+    google_lid_postmortem_headings: str = Field(
+        "POST-MORTEM,POSTMORTEM,POST MORTEM", validation_alias="GOOGLE_LID_POSTMORTEM_HEADINGS"
+    )
+
 
 _ENV_NAMES = {
     name: (field.validation_alias if isinstance(field.validation_alias, str) else name)

@@ -628,6 +628,132 @@ def lid_sync_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
     return {"timeline_lines_added": added}
 
 
+def _share_warning(rt: Runtime, item: OutboxItem, label: str, reason: str) -> None:
+    with rt.transaction() as session:
+        incident_store.add_event(
+            session,
+            incident=_load(session, item),
+            type="LID_SHARE_FAILED",
+            message=f"Could not share the incident document with {label}: {reason}",
+            actor="IMAS",
+            source="outbox",
+            external_key=f"lid_share:{item.id}",
+        )
+
+
+def lid_share_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
+    """Give one person (lead, declarer, role holder) writer access to the document.
+
+    A Slack user's e-mail comes from ``users.info`` (``profile.email``, scope
+    ``users:read.email``) and is remembered on the person. A share that cannot happen (no
+    e-mail known, Slack or Google refusing) is a ``LID_SHARE_FAILED`` timeline warning with
+    the reason, never a silent skip; transient failures are retried. Idempotent: Google
+    permissions already held are not created again.
+    """
+    lid = rt.lid()
+    if lid is None:
+        return {"skipped": "Google is not configured"}
+    person_id = int(item.payload.get("person_id") or 0)
+    with rt.transaction() as session:
+        incident = _load(session, item)
+        document_id = incident.lid_document_id
+        if not document_id:
+            lid_rows = outbox_store.for_incident(
+                session, incident_id=incident.id, kind=OutboxKind.LID
+            )
+            if not lid_rows or lid_rows[-1].state == "dead":
+                return {"skipped": "the incident has no LID document"}
+            raise Defer("waiting for the LID document", 2.0)
+        person = session.get(Person, person_id)
+        if person is None:
+            return {"skipped": f"person {person_id} no longer exists"}
+        email, slack_user, label = person.email, person.slack_user_id, person.label
+        api = rt.slack_api(session) if not email and slack_user else None
+    reason: str | None = None
+    if not email and slack_user:
+        if api is None:
+            reason = "Slack is not configured, so their e-mail address cannot be looked up"
+        else:
+            try:
+                data = api.call("users.info", user=slack_user)
+            except PermanentProviderError as exc:
+                reason = f"Slack users.info refused: {exc.describe()}"
+            else:
+                user = data.get("user") or {}
+                profile = user.get("profile") or {}
+                email = str(profile.get("email") or "") or None
+                name = str(
+                    profile.get("real_name") or user.get("real_name") or user.get("name") or ""
+                )
+                if name and label == slack_user:
+                    label = name
+                _remember_person(rt, person_id, email, name)
+                if email is None:
+                    reason = (
+                        "their Slack profile shows no e-mail address "
+                        "(the app needs the users:read.email scope)"
+                    )
+    elif not email:
+        reason = "no e-mail address is known for them"
+    if email and reason is None:
+        try:
+            reason = lid.share_with(document_id, email)
+        except PermanentProviderError as exc:
+            reason = exc.describe()
+    if reason:
+        _share_warning(rt, item, label, reason)
+        return {"warning": reason}
+    return {"shared_with": email, "role": "writer"}
+
+
+def _remember_person(rt: Runtime, person_id: int, email: str | None, name: str) -> None:
+    """Store a Slack user's e-mail (unless someone else already has it) and name on the
+    person, and bring the documents they lead up to date."""
+    with rt.transaction() as session:
+        person = session.get(Person, person_id)
+        if person is None:
+            return
+        if name and not person.display_name:
+            person.display_name = name[:200]
+        if email and not person.email and catalog.get_person(session, ref=email) is None:
+            person.email = email
+        for incident in session.scalars(
+            select(Incident).where(
+                Incident.lead_id == person_id, Incident.lid_document_id.is_not(None)
+            )
+        ):
+            outbox_store.enqueue(
+                session,
+                kind=OutboxKind.LID_SYNC,
+                incident_id=incident.id,
+                idempotency_key=lid_sync_key(incident.id, f"email{person_id}"),
+            )
+    rt.wake_outbox()
+
+
+def lid_postmortem_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
+    """Write the post-mortem draft (``bot.postmortem``) into the document's POST-MORTEM
+    section: the facts are rewritten if they changed, the review skeleton written once.
+    Idempotent."""
+    lid = rt.lid()
+    if lid is None:
+        return {"skipped": "Google is not configured"}
+    from bot import postmortem
+
+    with rt.transaction() as session:
+        incident = _load(session, item)
+        document_id = incident.lid_document_id
+        if not document_id:
+            lid_rows = outbox_store.for_incident(
+                session, incident_id=incident.id, kind=OutboxKind.LID
+            )
+            if not lid_rows or lid_rows[-1].state == "dead":
+                return {"skipped": "the incident has no LID document"}
+            raise Defer("waiting for the LID document", 2.0)
+        facts, skeleton = postmortem.document_lines(postmortem.build(session, incident))
+    return {"written": lid.write_postmortem(document_id, facts, skeleton)}
+
+
 # -- refresh ---------------------------------------------------------------------------
 
 
@@ -691,6 +817,8 @@ STEPS = {
     OutboxKind.LID: lid_step,
     OutboxKind.REFRESH: refresh_step,
     OutboxKind.LID_SYNC: lid_sync_step,
+    OutboxKind.LID_SHARE: lid_share_step,
+    OutboxKind.LID_POSTMORTEM: lid_postmortem_step,
 }
 
 

@@ -480,6 +480,24 @@ def incident_show(ref: str, as_json: bool) -> None:
         )
 
 
+@incident.command("postmortem", help="The post-mortem draft of an incident, as Markdown.")
+@click.argument("ref")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None)
+def incident_postmortem(ref: str, output: str | None) -> None:
+    from bot.flows import incidents
+
+    rt = runtime_or_exit()
+    try:
+        _short_id, text = incidents.postmortem_markdown(rt, actor=_cli_actor(), ref=ref)
+    except ImasError as exc:
+        fail(getattr(exc, "message", str(exc)), 2)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text)
+
+
 def _status_command(name: str, status: str, help_text: str) -> None:
     @incident.command(name, help=help_text)
     @click.argument("ref")

@@ -92,6 +92,9 @@ class IncidentView:
     # "skipped" (not needed for this incident) or "disabled" (not configured).
     lid_state: str = "pending"
     war_room_state: str = "skipped"
+    # Lifecycle moments (the LID's {{ACKNOWLEDGED_AT}}, {{RESOLVED_AT}} and durations).
+    acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = None
 
     @property
     def emoji(self) -> str:

@@ -113,13 +113,44 @@ PLACEHOLDERS = (
     "WAR_ROOM_URL",
     "RUNBOOK_URL",
     "INCIDENT_URL",
+    "ACKNOWLEDGED_AT",
+    "RESOLVED_AT",
+    "TIME_TO_ACKNOWLEDGE",
+    "TIME_TO_RESOLVE",
+    "DURATION",
 )
+# Placeholders whose value changes during the incident: when a template holds them, the
+# filled value is wrapped in a named range ``imas.<NAME>`` and rewritten in place on sync.
+LIVE_PLACEHOLDERS = (
+    "STATUS",
+    "SEVERITY",
+    "LEAD_NAME",
+    "LEAD_EMAIL",
+    "WAR_ROOM_URL",
+    "ACKNOWLEDGED_AT",
+    "RESOLVED_AT",
+    "TIME_TO_ACKNOWLEDGE",
+    "TIME_TO_RESOLVE",
+    "DURATION",
+)
+RANGE_PREFIX = "imas."
+EVENT_RANGE_PREFIX = "imas.ev."
+RESOLUTION_RANGE = "imas.resolution"
+POSTMORTEM_RANGE = "imas.postmortem"
+DEFAULT_HEADINGS: dict[str, tuple[str, ...]] = {
+    "timeline": ("TIMELINE",),
+    "resolution": ("RESOLUTION",),
+    "postmortem": ("POST-MORTEM", "POSTMORTEM", "POST MORTEM"),
+}
 
 REGION_HEADINGS = {
     "status": "IMAS STATUS",
     "timeline": "TIMELINE (IMAS)",
     "resolution": "RESOLUTION (IMAS)",
+    "postmortem": "POST-MORTEM (IMAS)",  # only when written and the document has no heading
 }
+# The regions a document gets at creation when it has no place of its own for them.
+CREATION_REGIONS = ("status", "timeline", "resolution")
 RESOLUTION_PENDING = "Not resolved yet (IMAS writes the resolution summary here)."
 LAST_SYNCED = "Last synced: "
 
@@ -138,6 +169,8 @@ _RETRYABLE_403_REASONS = frozenset(
 _TAG = re.compile(r"⟦ev:([^⟧\s]+)⟧")
 _LINE_TIME = re.compile(r"^\s*(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) UTC")
 _KEY_OK = re.compile(r"[^\s⟦⟧]+")
+_PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)\}\}")
+_NUMBERING = re.compile(r"^(?:\d+(?:\.\d+)*[.)]?|[IVXLC]+[.)])\s+")
 _CONFLICT_ATTEMPTS = 3
 
 
@@ -215,9 +248,53 @@ class _Paragraph:
 
 
 @dataclass(frozen=True)
+class _Named:
+    id: str
+    name: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
 class _DocState:
     revision_id: str | None
     paragraphs: tuple[_Paragraph, ...]
+    named: tuple[_Named, ...] = ()
+
+    def ranges(self, name: str) -> list[_Named]:
+        return sorted((r for r in self.named if r.name == name), key=lambda r: r.start)
+
+    def text_at(self, start: int, end: int) -> str:
+        """The body text in ``[start, end)`` (Docs indices)."""
+        out = []
+        for p in self.paragraphs:
+            if p.end <= start or p.start >= end:
+                continue
+            units = p.text.encode("utf-16-le")
+            a, b = max(start, p.start) - p.start, min(end, p.end) - p.start
+            out.append(units[a * 2 : b * 2].decode("utf-16-le", errors="replace"))
+        return "".join(out)
+
+    def paragraph_at(self, index: int) -> int | None:
+        """Position of the paragraph holding ``index``."""
+        for i, p in enumerate(self.paragraphs):
+            if p.start <= index < p.end:
+                return i
+        return None
+
+    def heading(self, names: Sequence[str]) -> int | None:
+        """Position of the first paragraph reading as one of ``names`` (see ``heading_key``),
+        outside IMAS regions."""
+        wanted = {heading_key(n) for n in names if n.strip()}
+        inside: set[int] = set()
+        for region in REGION_HEADINGS:
+            bounds = self.region(region)
+            if bounds:
+                inside.update(range(bounds[0], bounds[1] + 1))
+        for i, p in enumerate(self.paragraphs):
+            if i not in inside and p.line.strip() and heading_key(p.line) in wanted:
+                return i
+        return None
 
     @property
     def text(self) -> str:
@@ -257,6 +334,35 @@ def _utc(moment: datetime) -> datetime:
 
 def _fmt_time(moment: datetime) -> str:
     return _utc(moment).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def format_duration(seconds: float | None) -> str:
+    """``1h 02m 05s`` (``—`` for None); whole seconds, as the metrics API rounds them."""
+    if seconds is None:
+        return EMPTY
+    total = int(round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m {secs:02d}s"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def seconds_between(start: datetime | None, end: datetime | None) -> float | None:
+    """``end - start`` in seconds, never negative; None when either is unknown (as in
+    ``bot.kpis``)."""
+    if start is None or end is None:
+        return None
+    return max(0.0, (_utc(end) - _utc(start)).total_seconds())
+
+
+def heading_key(line: str) -> str:
+    """A paragraph's text as compared with heading names: trimmed, case-folded, without
+    list numbering (``3. ``), a trailing colon or repeated spaces."""
+    text = _NUMBERING.sub("", line.strip())
+    return " ".join(text.rstrip(":").split()).casefold()
 
 
 def _clean(text: str | None) -> str:
@@ -387,6 +493,24 @@ def _error_details(exc: HttpError) -> tuple[str, str, str]:
     return reason, str(error.get("status", "")), str(error.get("message", ""))
 
 
+def _headings_from(settings: Any) -> dict[str, tuple[str, ...]]:
+    """``GOOGLE_LID_*_HEADINGS`` (comma-separated names) as the ``headings`` argument."""
+    found: dict[str, tuple[str, ...]] = {}
+    for section in DEFAULT_HEADINGS:
+        raw = getattr(settings, f"google_lid_{section}_headings", None)
+        if isinstance(raw, str) and raw.strip():
+            found[section] = tuple(h.strip() for h in raw.split(",") if h.strip())
+    return found
+
+
+def _named_range(name: str, start: int, end: int) -> dict[str, Any]:
+    return {"createNamedRange": {"name": name, "range": {"startIndex": start, "endIndex": end}}}
+
+
+def _replace_named(name: str, text: str) -> dict[str, Any]:
+    return {"replaceNamedRangeContent": {"namedRangeName": name, "text": text}}
+
+
 class GoogleDocsLid:
     """Creates and maintains incident documents in Google Docs/Drive (see module doc).
 
@@ -406,6 +530,7 @@ class GoogleDocsLid:
         connect_timeout: float = 3.0,
         read_timeout: float = 10.0,
         policy: AddressPolicy | None = None,
+        headings: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         """Build credentials and clients; no network call. ConfigError for a bad key."""
         info = dict(service_account_info)
@@ -424,6 +549,10 @@ class GoogleDocsLid:
         self.template_id = template_id or None
         self.folder_id = folder_id or None
         self.domain = domain or None
+        self.headings: dict[str, tuple[str, ...]] = {
+            **DEFAULT_HEADINGS,
+            **{k: tuple(v) for k, v in (headings or {}).items() if v},
+        }
         self._credentials = credentials
         timeout = (connect_timeout, read_timeout)
         policy = policy or AddressPolicy()
@@ -479,6 +608,7 @@ class GoogleDocsLid:
             connect_timeout=settings.http_connect_timeout,
             read_timeout=settings.http_read_timeout,
             policy=AddressPolicy(allow_private=settings.allow_private_webhook_targets),
+            headings=_headings_from(settings),
         )
 
     # ------------------------------------------------------------------ public API
@@ -516,31 +646,62 @@ class GoogleDocsLid:
     ) -> bool:
         """Rewrite the status region with ``view``'s severity, status, lead and war room.
 
-        Returns False (and writes nothing) when the region already says the same, apart
-        from its "Last synced" line: a retry does not create a new document revision. The
-        region is appended at the end of the document if it is missing.
+        Template values first: every named range ``imas.<PLACEHOLDER>`` left by the fill
+        whose text differs from the current value is rewritten in place
+        (``replaceNamedRangeContent``). When the template had a ``{{STATUS}}`` place and
+        the document no status region, that is all; otherwise the status region is
+        rewritten too. Returns False (and writes nothing) when everything already says
+        the same, apart from the region's "Last synced" line: a retry does not create a
+        new document revision. The region is appended at the end of the document if it
+        is missing (a template without ``{{STATUS}}``).
         """
+        changed, has_place = self._sync_values(document_id, view)
+        if has_place:
+            return changed
         lines = self._status_lines(view, now or datetime.now(UTC))
 
         def significant(values: Iterable[str]) -> list[str]:
             return [v for v in values if not v.startswith(LAST_SYNCED)]
 
-        return self._write_region(
-            document_id,
-            "status",
-            lines,
-            unchanged=lambda current: significant(current) == significant(lines),
+        return (
+            self._write_region(
+                document_id,
+                "status",
+                lines,
+                unchanged=lambda current: significant(current) == significant(lines),
+            )
+            or changed
         )
 
     def write_resolution(self, document_id: str, summary: str) -> bool:
         """Replace the resolution region with ``summary`` (one paragraph per line).
 
-        Idempotent: returns False without writing when the region already holds it.
+        Where: the IMAS resolution region when the document has one (documents laid
+        out by IMAS), else under the template's own RESOLUTION heading (the text is
+        wrapped in the named range ``imas.resolution`` and later rewritten in place),
+        else in a "RESOLUTION (IMAS)" region appended at the end. Idempotent: returns
+        False without writing when the document already holds it.
         """
         lines = [_clean(line) for line in summary.strip().splitlines()]
         lines = [line for line in lines if line] or [EMPTY]
-        return self._write_region(
-            document_id, "resolution", lines, unchanged=lambda current: current == lines
+        return self._write_block(document_id, "resolution", RESOLUTION_RANGE, lines)
+
+    def write_postmortem(
+        self, document_id: str, facts: Sequence[str], skeleton: Sequence[str] = ()
+    ) -> bool:
+        """Write the post-mortem draft under the document's own POST-MORTEM heading, or in
+        an IMAS "POST-MORTEM (IMAS)" region when there is no such heading.
+
+        ``facts`` (one paragraph per line) are IMAS's: wrapped in the named range
+        ``imas.postmortem`` (or the region) and rewritten in place when they change (a
+        reopened incident resolved again). ``skeleton`` (the review's empty sections) is
+        written once, right after the facts, and then belongs to the reviewers. Idempotent:
+        returns False without writing when the facts are already there.
+        """
+        cleaned = [_clean(line) or EMPTY for line in facts] or [EMPTY]
+        trailer = [_clean(line) or EMPTY for line in skeleton]
+        return self._write_block(
+            document_id, "postmortem", POSTMORTEM_RANGE, cleaned, trailer=trailer
         )
 
     def append_timeline(self, document_id: str, entries: Sequence[TimelineLine]) -> int:
@@ -548,7 +709,11 @@ class GoogleDocsLid:
 
         Lines go into the timeline region in chronological order (by ``at``, then input
         order), between existing IMAS lines where they belong; text outside the region is
-        never touched. Returns the number of lines written (0 on a repeat).
+        never touched. A document without the region but with a TIMELINE heading of its
+        own (``headings["timeline"]``, matched case-insensitively) gets the lines under
+        that heading instead, each wrapped in a named range ``imas.ev.<key>`` rather than
+        tagged (the ranges tell which entries are written, and where). Returns the number
+        of lines written (0 on a repeat).
         """
         unique: dict[str, TimelineLine] = {}
         for entry in entries:
@@ -562,12 +727,19 @@ class GoogleDocsLid:
         ordered = sorted(unique.values(), key=lambda e: _fmt_time(e.at))
         for _ in range(_CONFLICT_ATTEMPTS):
             state = self._read(document_id)
-            present = set(_TAG.findall(state.text))
+            present = set(_TAG.findall(state.text)) | {
+                r.name[len(EVENT_RANGE_PREFIX) :]
+                for r in state.named
+                if r.name.startswith(EVENT_RANGE_PREFIX)
+            }
             missing = [e for e in ordered if e.key not in present]
             if not missing:
                 return 0
             bounds = state.region("timeline")
-            if bounds is None:
+            heading = state.heading(self.headings["timeline"]) if bounds is None else None
+            if heading is not None:
+                requests_ = self._timeline_under_heading(state, heading, missing)
+            elif bounds is None:
                 requests_ = self._append_sections(
                     state, [("timeline", [self._timeline_line(e) for e in missing])]
                 )
@@ -579,6 +751,16 @@ class GoogleDocsLid:
                 continue
             return len(missing)
         raise self._conflict_error(document_id)
+
+    def share_with(self, document_id: str, email: str, *, role: str = "writer") -> str | None:
+        """Give ``email`` (a Google account) ``role`` on the document, without notification
+        e-mail; nothing when it already holds that role or higher. Returns the reason when
+        Google refuses the share for good (e.g. no Google account for that address), None
+        on success. Raises RetryableProviderError for transient failures."""
+        warnings = self._grant(
+            document_id, [{"type": "user", "role": role, "emailAddress": email.strip()}]
+        )
+        return warnings[0] if warnings else None
 
     def check(self) -> list[CheckResult]:
         """Live checks for ``imas doctor``: token exchange, template readable, folder writable.
@@ -736,11 +918,61 @@ class GoogleDocsLid:
         )
 
     def _fill(self, doc_id: str, view: IncidentView) -> None:
-        """Lay out a blank document, or fill a template's placeholders; add IMAS regions."""
-        state = self._read(doc_id)
-        if not state.is_blank:
-            values = self._placeholder_values(view)
-            replace = [
+        """Lay out a blank document, or fill a template's placeholders; add the IMAS
+        regions the document has no place of its own for.
+
+        Each placeholder is replaced by an index-based delete + insert (revision-guarded);
+        the value of a live placeholder (``LIVE_PLACEHOLDERS``) is wrapped in a named
+        range ``imas.<NAME>`` so later syncs rewrite it in place. Re-running finds no
+        placeholder and every region or place present, and writes nothing.
+        """
+        conflicts = 0
+        filled = False
+        for _ in range(_CONFLICT_ATTEMPTS + 3):
+            state = self._read(doc_id)
+            if state.is_blank:
+                requests_ = self._scratch_layout(view)
+            else:
+                requests_ = [] if filled else self._placeholder_requests(state, view)
+                filled = True
+                if not requests_:
+                    missing = [
+                        (name, self._initial_region(name, view))
+                        for name in self._missing_regions(state)
+                    ]
+                    if not missing:
+                        return
+                    requests_ = self._append_sections(state, missing)
+            try:
+                self._batch(doc_id, requests_, state.revision_id)
+            except _RevisionConflict:
+                conflicts += 1
+                filled = False
+                if conflicts >= _CONFLICT_ATTEMPTS:
+                    break
+                continue
+            if state.is_blank:
+                return
+        raise self._conflict_error(doc_id)
+
+    def _placeholder_requests(self, state: _DocState, view: IncidentView) -> list[dict[str, Any]]:
+        values = self._placeholder_values(view)
+        found: list[tuple[int, int, str]] = []
+        for paragraph in state.paragraphs:
+            for match in _PLACEHOLDER.finditer(paragraph.text):
+                if match.group(1) in values:
+                    start = paragraph.start + _u16(paragraph.text[: match.start()])
+                    found.append((start, start + _u16(match.group(0)), match.group(1)))
+        requests_: list[dict[str, Any]] = []
+        for start, end, name in sorted(found, reverse=True):  # later ones first
+            value = values[name]
+            requests_ += [_delete(start, end), _insert(start, value)]
+            if name in LIVE_PLACEHOLDERS:
+                requests_.append(_named_range(RANGE_PREFIX + name, start, start + _u16(value)))
+        if requests_:
+            # Placeholders outside the body's paragraphs (tables, headers) are filled too,
+            # untracked.
+            requests_ += [
                 {
                     "replaceAllText": {
                         "containsText": {"text": "{{" + name + "}}", "matchCase": True},
@@ -748,31 +980,159 @@ class GoogleDocsLid:
                     }
                 }
                 for name in PLACEHOLDERS
-                if "{{" + name + "}}" in state.text
             ]
-            if replace:
-                # Not index-based, so no revision guard; re-read for the index-based step.
-                self._batch(doc_id, replace, None)
-                state = self._read(doc_id)
-        for _ in range(_CONFLICT_ATTEMPTS):
-            if state.is_blank:
-                requests_ = self._scratch_layout(view)
-            else:
-                missing = [
-                    (name, self._initial_region(name, view))
-                    for name in REGION_HEADINGS
-                    if state.region(name) is None
-                ]
-                if not missing:
-                    return
-                requests_ = self._append_sections(state, missing)
-            try:
-                self._batch(doc_id, requests_, state.revision_id)
-            except _RevisionConflict:
-                state = self._read(doc_id)
+        return requests_
+
+    def _missing_regions(self, state: _DocState) -> list[str]:
+        missing = []
+        for name in CREATION_REGIONS:
+            if state.region(name) is not None:
                 continue
-            return
-        raise self._conflict_error(doc_id)
+            if name == "status" and state.ranges(RANGE_PREFIX + "STATUS"):
+                continue
+            if name != "status" and state.heading(self.headings[name]) is not None:
+                continue
+            missing.append(name)
+        return missing
+
+    def _sync_values(self, document_id: str, view: IncidentView) -> tuple[bool, bool]:
+        """Rewrite the template's live values in place. Returns (changed, the document
+        has a ``{{STATUS}}`` place and no status region)."""
+        values = self._placeholder_values(view)
+        for _ in range(_CONFLICT_ATTEMPTS):
+            state = self._read(document_id)
+            has_place = bool(state.ranges(RANGE_PREFIX + "STATUS")) and (
+                state.region("status") is None
+            )
+            requests_ = [
+                _replace_named(RANGE_PREFIX + name, values[name])
+                for name in LIVE_PLACEHOLDERS
+                if any(
+                    state.text_at(r.start, r.end) != values[name]
+                    for r in state.ranges(RANGE_PREFIX + name)
+                )
+            ]
+            if not requests_:
+                return False, has_place
+            try:
+                self._batch(document_id, requests_, state.revision_id)
+            except _RevisionConflict:
+                continue
+            return True, has_place
+        raise self._conflict_error(document_id)
+
+    def _write_block(
+        self,
+        document_id: str,
+        section: str,
+        range_name: str,
+        lines: list[str],
+        *,
+        trailer: Sequence[str] = (),
+    ) -> bool:
+        """``lines`` in the ``section`` region if the document has it, else in the named
+        range ``range_name`` (created under the section's heading), else in a new region."""
+        text = "\n".join(lines)
+        for _ in range(_CONFLICT_ATTEMPTS):
+            state = self._read(document_id)
+            ranges = state.ranges(range_name)
+            heading = state.heading(self.headings[section])
+            if state.region(section) is not None or (not ranges and heading is None):
+                return self._write_region(
+                    document_id,
+                    section,
+                    lines,
+                    unchanged=lambda current: current == lines,
+                    trailer=trailer,
+                )
+            if ranges:
+                if all(state.text_at(r.start, r.end) == text for r in ranges):
+                    return False
+                requests_ = [_replace_named(range_name, text)]
+            else:
+                assert heading is not None
+                requests_ = self._insert_lines(
+                    state, heading, [*lines, *trailer], block=range_name, block_lines=len(lines)
+                )
+            try:
+                self._batch(document_id, requests_, state.revision_id)
+            except _RevisionConflict:
+                continue
+            return True
+        raise self._conflict_error(document_id)
+
+    @staticmethod
+    def _insert_lines(
+        state: _DocState,
+        after: int,
+        lines: Sequence[str],
+        *,
+        names: Sequence[str | None] = (),
+        block: str | None = None,
+        block_lines: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Requests inserting ``lines`` as new plain paragraphs right after paragraph
+        position ``after``; line ``i`` gets the named range ``names[i]``, the whole block
+        the named range ``block``. Inserted paragraphs would inherit the style of the
+        paragraph they split (a heading), so they are styled NORMAL_TEXT explicitly."""
+        if after + 1 < len(state.paragraphs):
+            at = state.paragraphs[after + 1].start
+            inserted = "".join(line + "\n" for line in lines)
+            first = at
+        else:
+            at = state.paragraphs[after].end - 1  # before the body's final newline
+            inserted = "".join("\n" + line for line in lines)
+            first = at + 1
+        last_end = first + sum(_u16(line) + 1 for line in lines) - 1
+        requests_: list[dict[str, Any]] = [_insert(at, inserted)]
+        if last_end > first:
+            requests_.append(_style(first, last_end, "NORMAL_TEXT"))
+            requests_.append(
+                {"deleteParagraphBullets": {"range": {"startIndex": first, "endIndex": last_end}}}
+            )
+            if block:
+                covered = lines if block_lines is None else lines[:block_lines]
+                block_end = first + sum(_u16(line) + 1 for line in covered) - 1
+                requests_.append(_named_range(block, first, block_end))
+        offset = first
+        for i, line in enumerate(lines):
+            name = names[i] if i < len(names) else None
+            if name and _u16(line):
+                requests_.append(_named_range(name, offset, offset + _u16(line)))
+            offset += _u16(line) + 1
+        return requests_
+
+    def _timeline_under_heading(
+        self, state: _DocState, heading: int, missing: Sequence[TimelineLine]
+    ) -> list[dict[str, Any]]:
+        """Insert ``missing`` under the template's TIMELINE heading, in time order among the
+        lines IMAS wrote there before (found by their ``imas.ev.*`` named ranges)."""
+        written: list[tuple[str, int]] = []
+        for r in state.named:
+            if not r.name.startswith(EVENT_RANGE_PREFIX):
+                continue
+            position = state.paragraph_at(r.start)
+            if position is None:
+                continue
+            match = _LINE_TIME.match(state.text_at(r.start, r.end))
+            written.append((match.group(1) if match else "", position))
+        last = max((position for _, position in written), default=heading)
+        groups: dict[int, list[TimelineLine]] = {}
+        for entry in missing:  # already in chronological order
+            stamp = _fmt_time(entry.at)[:-4]
+            later = [position for when, position in written if when > stamp]
+            after = min(later) - 1 if later else last
+            groups.setdefault(after, []).append(entry)
+        requests_: list[dict[str, Any]] = []
+        for after in sorted(groups, reverse=True):  # highest index first
+            entries = groups[after]
+            requests_ += self._insert_lines(
+                state,
+                after,
+                [self._timeline_text(e) for e in entries],
+                names=[EVENT_RANGE_PREFIX + e.key for e in entries],
+            )
+        return requests_
 
     def _share(self, doc_id: str, view: IncidentView, team_email: str | None) -> list[str]:
         wanted: list[dict[str, Any]] = []
@@ -789,6 +1149,11 @@ class GoogleDocsLid:
                     "allowFileDiscovery": False,
                 }
             )
+        return self._grant(doc_id, wanted)
+
+    def _grant(self, doc_id: str, wanted: list[dict[str, Any]]) -> list[str]:
+        """Create the permissions in ``wanted`` that are not already held (at that role or
+        higher). Returns the warnings of refused shares; raises RetryableProviderError."""
         if not wanted:
             return []
         existing = self._permissions(doc_id)
@@ -856,6 +1221,13 @@ class GoogleDocsLid:
             "WAR_ROOM_URL": _or_empty(view.war_room_url),
             "RUNBOOK_URL": _or_empty(view.runbook_url),
             "INCIDENT_URL": _or_empty(view.incident_url),
+            "ACKNOWLEDGED_AT": _fmt_time(view.acknowledged_at) if view.acknowledged_at else EMPTY,
+            "RESOLVED_AT": _fmt_time(view.resolved_at) if view.resolved_at else EMPTY,
+            "TIME_TO_ACKNOWLEDGE": format_duration(
+                seconds_between(view.created_at, view.acknowledged_at)
+            ),
+            "TIME_TO_RESOLVE": format_duration(seconds_between(view.created_at, view.resolved_at)),
+            "DURATION": format_duration(seconds_between(view.created_at, view.resolved_at)),
         }
 
     @staticmethod
@@ -878,11 +1250,15 @@ class GoogleDocsLid:
         return []
 
     @staticmethod
-    def _timeline_line(entry: TimelineLine) -> str:
+    def _timeline_text(entry: TimelineLine) -> str:
         parts = [_fmt_time(entry.at), _clean(entry.type) or EMPTY, _clean(entry.message) or EMPTY]
         if entry.actor:
             parts.append(_clean(entry.actor))
-        return " · ".join(parts) + f" ⟦ev:{entry.key}⟧"
+        return " · ".join(parts)
+
+    @classmethod
+    def _timeline_line(cls, entry: TimelineLine) -> str:
+        return cls._timeline_text(entry) + f" ⟦ev:{entry.key}⟧"
 
     @staticmethod
     def _region_block(name: str, content: Sequence[str]) -> list[tuple[str, str | None]]:
@@ -933,7 +1309,10 @@ class GoogleDocsLid:
         return [_insert(1, text), *styles]
 
     def _append_sections(
-        self, state: _DocState, sections: Sequence[tuple[str, Sequence[str]]]
+        self,
+        state: _DocState,
+        sections: Sequence[tuple[str, Sequence[str]]],
+        trailer: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
         """Requests appending region blocks after the last paragraph of the document."""
         last = state.paragraphs[-1]
@@ -942,6 +1321,7 @@ class GoogleDocsLid:
         lines: list[tuple[str, str | None]] = []
         for name, content in sections:
             lines.extend(self._region_block(name, content))
+        lines.extend((line, None) for line in trailer)
         text, styles = _layout(at + _u16(prefix), lines)
         return [_insert(at, prefix + text), *styles]
 
@@ -970,12 +1350,13 @@ class GoogleDocsLid:
         lines: list[str],
         *,
         unchanged: Callable[[list[str]], bool],
+        trailer: Sequence[str] = (),
     ) -> bool:
         for _ in range(_CONFLICT_ATTEMPTS):
             state = self._read(document_id)
             bounds = state.region(name)
             if bounds is None:
-                requests_ = self._append_sections(state, [(name, lines)])
+                requests_ = self._append_sections(state, [(name, lines)], trailer)
             else:
                 if unchanged(state.region_lines(bounds)):
                     return False
@@ -999,7 +1380,10 @@ class GoogleDocsLid:
         doc = self._execute(
             self._documents.get(
                 documentId=document_id,
-                fields="revisionId,body/content(startIndex,endIndex,paragraph/elements/textRun/content)",
+                fields=(
+                    "revisionId,namedRanges,"
+                    "body/content(startIndex,endIndex,paragraph/elements/textRun/content)"
+                ),
             ),
             "Docs documents.get",
             target=f"the document {document_id}",
@@ -1018,7 +1402,23 @@ class GoogleDocsLid:
             )
         if not paragraphs:
             raise PermanentProviderError(f"Google Doc {document_id} has no body paragraphs")
-        return _DocState(doc.get("revisionId"), tuple(paragraphs))
+        named: list[_Named] = []
+        for name, group in (doc.get("namedRanges") or {}).items():
+            if not str(name).startswith(RANGE_PREFIX):
+                continue  # the team's own named ranges are not IMAS's business
+            for item in (group or {}).get("namedRanges") or []:
+                for rng in item.get("ranges") or []:
+                    if rng.get("segmentId"):
+                        continue  # headers, footers, footnotes
+                    named.append(
+                        _Named(
+                            str(item.get("namedRangeId", "")),
+                            str(name),
+                            int(rng.get("startIndex", 0)),
+                            int(rng.get("endIndex", 0)),
+                        )
+                    )
+        return _DocState(doc.get("revisionId"), tuple(paragraphs), tuple(named))
 
     def _batch(
         self, document_id: str, requests_: list[dict[str, Any]], revision_id: str | None

@@ -7,12 +7,13 @@ as on PostgreSQL.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -218,6 +219,26 @@ class IncidentRole(Base):
     incident: Mapped[Incident] = relationship(back_populates="roles")
     person: Mapped[Person] = relationship()
     __table_args__ = (UniqueConstraint("incident_id", "role", name="uq_incident_role"),)
+
+
+class FollowUp(Base):
+    """An action to take after an incident (a post-mortem action item), tracked in IMAS:
+    ``state`` is ``open`` or ``done``; ``owner`` and ``due_date`` are optional."""
+
+    __tablename__ = "followups"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    title: Mapped[str] = mapped_column(String(500))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
+    due_date: Mapped[date | None] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column()
+
+    owner: Mapped[Person | None] = relationship()
 
 
 class TimelineEvent(Base):

@@ -26,7 +26,7 @@ from bot.domain.enums import parse_severity
 from bot.domain.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
 from bot.domain.text import text_problem
 from bot.faults import crash_point
-from bot.flows import scheduled
+from bot.flows import lid, scheduled
 from bot.outbox_kinds import OutboxKind, lid_key, war_room_key
 from bot.router import route_event
 from bot.runtime import Runtime
@@ -210,6 +210,7 @@ def enqueue_orchestration(
             idempotency_key=lid_key(incident.id),
             incident_id=incident.id,
         )
+        lid.enqueue_shares(session, rt, incident=incident)
     slack_available = (
         rt.settings.slack_bot_token is not None or rt.primary_slack(session) is not None
     )

@@ -126,8 +126,9 @@ def _act(
     ref: str | int | None,
     channel_id: str | None,
     change: Callable[[Session, Incident], _Change],
+    audit_name: str | None = None,
 ) -> Outcome:
-    audit_action = f"incident.{action.value}"
+    audit_action = audit_name or f"incident.{action.value}"
     target: str | None = None
     try:
         with rt.transaction() as session:
@@ -331,6 +332,42 @@ def add_note(
         return _Change(f"Note added to the timeline of {incident.short_id}.", event_json(event))
 
     return _act(rt, actor=actor, action=Action.NOTE, ref=ref, channel_id=channel_id, change=change)
+
+
+def add_followup(
+    rt: Runtime,
+    *,
+    actor: Actor,
+    title: str,
+    owner: str | None = None,
+    due: str | None = None,
+    ref: str | int | None = None,
+    channel_id: str | None = None,
+) -> Outcome:
+    """Add a follow-up action (tracked in IMAS); ``owner`` an e-mail or Slack user id,
+    ``due`` ``YYYY-MM-DD``. ``data``: the follow-up (``action_items.followup_json``)."""
+    from bot.flows import action_items
+
+    due_date = action_items.parse_due(due)
+
+    def change(session: Session, incident: Incident) -> _Change:
+        item = action_items.add(
+            session, rt, incident=incident, title=title, actor=actor, owner_ref=owner, due=due_date
+        )
+        return _Change(
+            f"Follow-up #{item.id} added to {incident.short_id}.",
+            action_items.followup_json(item),
+        )
+
+    return _act(
+        rt,
+        actor=actor,
+        action=Action.NOTE,
+        ref=ref,
+        channel_id=channel_id,
+        change=change,
+        audit_name="incident.followup",
+    )
 
 
 def post_update(
@@ -620,3 +657,16 @@ def list_alerts(
         if not seen.all_private:
             filters.private_visible_to = PrivateViewer(seen.person_id, seen.slack_user_id)
         return alert_store.list_alerts(session, filters=filters, offset=offset, limit=limit)
+
+
+def postmortem_markdown(
+    rt: Runtime, *, actor: Actor, ref: str | int | None = None, channel_id: str | None = None
+) -> tuple[str, str]:
+    """The incident's post-mortem draft as Markdown, if visible: ``(short_id, text)``.
+    The same facts IMAS writes into the LID's POST-MORTEM section (``bot.postmortem``)."""
+    from bot import postmortem
+
+    with rt.reading() as session:
+        incident = lookup(session, ref=ref, channel_id=channel_id)
+        _require_read(session, actor, incident, ref)
+        return incident.short_id, postmortem.to_markdown(postmortem.build(session, incident))

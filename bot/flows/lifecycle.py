@@ -17,7 +17,7 @@ from bot import access
 from bot.domain.actor import Actor
 from bot.domain.enums import INCIDENT_ROLES, SEVERITIES
 from bot.domain.errors import ConflictError, InputError, NotFoundError
-from bot.flows import followups
+from bot.flows import followups, lid
 from bot.flows.slack_steps import WAR_ROOM, enqueue_post
 from bot.outbox_kinds import OutboxKind, lid_sync_key, refresh_key, war_room_key
 from bot.router import route_event
@@ -86,6 +86,7 @@ def _after_change(
             incident_id=incident.id,
             idempotency_key=lid_sync_key(incident.id, f"ev{key}"),
         )
+        lid.after_change(session, rt, incident=incident, event=event)
 
 
 def _war_room_line(

@@ -109,6 +109,10 @@ def get_incident(rt: Runtime, principal: Principal, ref: str) -> dict[str, Any]:
     return incidents.show(rt, actor=principal.actor(via="rest"), ref=_ref(ref), detail=True)
 
 
+def get_postmortem(rt: Runtime, principal: Principal, ref: str) -> tuple[str, str]:
+    return incidents.postmortem_markdown(rt, actor=principal.actor(via="rest"), ref=_ref(ref))
+
+
 def create_incident(
     rt: Runtime, principal: Principal, body: IncidentCreate, idempotency_key: str | None
 ) -> tuple[dict[str, Any], bool]:

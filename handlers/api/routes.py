@@ -20,6 +20,7 @@ POST /api/v1/incidents/{ref}/resolve/    responder  idem (``note``/``summary``: 
 POST /api/v1/incidents/{ref}/reopen/     manager    idem
 POST /api/v1/incidents/{ref}/notes/      responder  201 timeline event
 GET  /api/v1/incidents/{ref}/timeline/   viewer     page of timeline events
+GET  /api/v1/incidents/{ref}/postmortem/ viewer     post-mortem draft (text/markdown)
 GET  /api/v1/alerts/                     viewer     page of alerts
 GET  /api/v1/metrics/                    viewer     counts, MTTD/MTTA/MTTR
 GET  /api/v1/audit/                      admin      page of audit rows (``handlers.api.audit``)
@@ -32,7 +33,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from bot.domain.enums import SEVERITIES
 from bot.domain.errors import InputError
@@ -268,6 +269,21 @@ def build_router(rt: Runtime) -> APIRouter:
     def get_timeline(request: Request, ref: str, principal: Viewer, page: Page) -> Any:
         count, results = ops.timeline(rt, principal, ref, page)
         return paginated(rt, request, page, count, results)
+
+    @router.get(
+        "/api/v1/incidents/{ref}/postmortem/",
+        tags=["incidents"],
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/markdown": {}}}},
+    )
+    def get_postmortem(ref: str, principal: Viewer) -> Any:
+        """The post-mortem draft as Markdown (the LID's POST-MORTEM facts, without Google)."""
+        short_id, text = ops.get_postmortem(rt, principal, ref)
+        return PlainTextResponse(
+            text,
+            media_type="text/markdown; charset=utf-8",
+            headers={"Content-Disposition": f'inline; filename="{short_id}-postmortem.md"'},
+        )
 
     @router.get("/api/v1/alerts/", tags=["alerts"], response_model=AlertPage)
     def list_alerts(

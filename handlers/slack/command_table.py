@@ -37,7 +37,12 @@ COMMANDS: tuple[Subcommand, ...] = (
     Subcommand("update", "", "post a status update (opens a form)"),
     Subcommand("note", "<text>", "add a note to the timeline"),
     Subcommand("role", "<lead|communications|scribe> @user", "assign a role"),
-    Subcommand("oncall", "[team]", "who is on call"),
+    Subcommand("followup", "<text> [@owner] [due YYYY-MM-DD]", "add a follow-up action to track"),
+    Subcommand(
+        "oncall",
+        "[team] | override @user <duration> [team]",
+        "who is on call; cover for someone (`override @x 2h`)",
+    ),
     Subcommand("page", "<team|@user>", "page the on-call person of a team, or someone"),
     Subcommand("doc", "", "the incident document (LID)"),
     Subcommand("repair", "", "re-run the incident's unfinished steps"),

@@ -166,6 +166,31 @@ def _role(rt: Runtime, body: dict[str, Any], rest: str) -> str:
     return f"{mention_user(match.group(2))} is now {slack_escape(outcome.message.split(' is now ', 1)[1])}"
 
 
+_FOLLOWUP_OWNER = re.compile(r"<@(\w+)(?:\|[^>]*)?>")
+_FOLLOWUP_DUE = re.compile(r"(?:^|\s)(?:due\s+)?(\d{4}-\d{2}-\d{2})\s*$")
+
+
+def _followup(rt: Runtime, body: dict[str, Any], rest: str) -> str:
+    """``/incident followup <text> [@owner] [due YYYY-MM-DD] [INC-…]``."""
+    text = INCIDENT_REF.sub("", rest, count=1)
+    owner = _FOLLOWUP_OWNER.search(text)
+    text = _FOLLOWUP_OWNER.sub("", text)
+    due = _FOLLOWUP_DUE.search(text)
+    text = _FOLLOWUP_DUE.sub("", text) if due else text
+    title = slack_unescape(" ".join(text.split()))
+    if not title:
+        return "Usage: `/incident followup <text> [@owner] [due YYYY-MM-DD]`"
+    outcome = incidents.add_followup(
+        rt,
+        actor=actor_from(body, "command"),
+        title=title,
+        owner=owner.group(1) if owner else None,
+        due=due.group(1) if due else None,
+        **_where(body, rest),
+    )
+    return slack_escape(outcome.message)
+
+
 def _show(rt: Runtime, body: dict[str, Any], rest: str) -> str:
     data = incidents.show(rt, actor=actor_from(body, "command"), detail=False, **_where(body, rest))
     return incident_status_text(
@@ -327,6 +352,7 @@ SUBCOMMANDS = {
     "severity": _severity,
     "note": _note,
     "role": _role,
+    "followup": _followup,
     "doc": _doc,
     "oncall": _oncall,
     "help": lambda rt, body, rest: HELP_TEXT,

@@ -20,9 +20,21 @@ permissions and documents in memory and answers with Google's shapes:
 * Docs: ``documents.create`` (only ``title`` honoured), ``documents.get`` (``body.content``
   = a section break then one paragraph per line, indices 1-based in UTF-16 code units as
   in Google Docs, final newline), ``documents.batchUpdate`` with ``replaceAllText``,
-  ``insertText``, ``deleteContentRange`` and (validated, then ignored: the model is plain
-  text) ``updateParagraphStyle`` / ``deleteParagraphBullets``. Requests apply in
-  order, all or nothing; ``writeControl.requiredRevisionId`` is enforced.
+  ``insertText``, ``deleteContentRange``, the named-range requests ``createNamedRange`` /
+  ``deleteNamedRange`` / ``replaceNamedRangeContent`` and (validated, then ignored: the
+  model is plain text) ``updateParagraphStyle`` / ``deleteParagraphBullets``. Requests
+  apply in order, all or nothing; ``writeControl.requiredRevisionId`` is enforced.
+* Named ranges (Docs v1 ``NamedRange``): ``documents.get`` answers them in
+  ``namedRanges`` (a map name -> ``NamedRanges {name, namedRanges: [{namedRangeId, name,
+  ranges: [{startIndex, endIndex}]}]}``, omitted when empty, as Google omits empty
+  fields). They move with the text: an insertion strictly inside a range widens it, one
+  at or before its start shifts it, one at its end leaves it alone; a deletion clips it,
+  and a range whose whole content is deleted disappears. ``replaceAllText`` and
+  ``replaceNamedRangeContent`` act as deletions then insertions, so ranges follow;
+  ``replaceNamedRangeContent`` keeps the replaced range around the new text (by
+  ``namedRangeName`` every range of that name is replaced; an unknown id is a 400, an
+  unknown name a no-op, as the discovery document says). ``files.copy`` copies the named ranges; ``edit_document`` (a human edit) moves
+  them along a character diff of the old and new text. Names are 1-256 UTF-16 code units.
 * Request bodies are validated against the discovery schemas bundled with
   googleapiclient (unknown fields are errors), so a misspelt request fails here as it
   would at Google (400 ``INVALID_ARGUMENT`` "Unknown name ...").
@@ -37,13 +49,15 @@ before the call (e.g. a human editing the document). The regex is searched in
 ``"<METHOD> <path>"`` (path without the query string). ``deny(file_id)`` makes a file
 answer 403.
 
-Inspection: ``files`` (dict by id), ``document_text(doc_id)``, ``permissions(file_id)``,
+Inspection: ``files`` (dict by id), ``document_text(doc_id)``, ``named_ranges(doc_id)``
+(``[(name, text)]`` in document order), ``permissions(file_id)``,
 ``calls`` (every request, in order), ``edit_document(doc_id, text)`` (a human edit).
 """
 
 from __future__ import annotations
 
 import base64
+import difflib
 import json
 import re
 import secrets
@@ -308,10 +322,47 @@ class _Fault:
 
 
 @dataclass
+class _Range:
+    """One named range of the body: ``[start, end)`` in UTF-16 document indices."""
+
+    id: str
+    name: str
+    start: int
+    end: int
+
+
+def _after_insert(ranges: list[_Range], index: int, length: int) -> list[_Range]:
+    out = []
+    for r in ranges:
+        if index <= r.start:
+            out.append(_Range(r.id, r.name, r.start + length, r.end + length))
+        elif index < r.end:
+            out.append(_Range(r.id, r.name, r.start, r.end + length))
+        else:
+            out.append(r)
+    return out
+
+
+def _after_delete(ranges: list[_Range], start: int, stop: int) -> list[_Range]:
+    width = stop - start
+
+    def move(x: int) -> int:
+        return x if x <= start else (start if x < stop else x - width)
+
+    moved = [_Range(r.id, r.name, move(r.start), move(r.end)) for r in ranges]
+    return [r for r in moved if r.end > r.start]
+
+
+def _named_range_id() -> str:
+    return "kix." + secrets.token_hex(6)
+
+
+@dataclass
 class _Doc:
     text: str = "\n"
     revision: int = 1
     rev_ids: dict[int, str] = field(default_factory=dict)
+    ranges: list[_Range] = field(default_factory=list)
 
     @property
     def revision_id(self) -> str:
@@ -431,8 +482,28 @@ class FakeGoogle:
         """Replace the document text, as a human editing it would (new revision)."""
         with self._lock:
             doc = self._docs[doc_id]
-            doc.text = text if text.endswith("\n") else text + "\n"
+            new = text if text.endswith("\n") else text + "\n"
+            ranges = doc.ranges
+            matcher = difflib.SequenceMatcher(None, doc.text, new, autojunk=False)
+            for op, i1, i2, j1, j2 in reversed(matcher.get_opcodes()):
+                if op == "equal":
+                    continue
+                at = 1 + u16len(doc.text[:i1])
+                if i2 > i1:
+                    ranges = _after_delete(ranges, at, at + u16len(doc.text[i1:i2]))
+                if j2 > j1:
+                    ranges = _after_insert(ranges, at, u16len(new[j1:j2]))
+            doc.text, doc.ranges = new, ranges
             doc.bump()
+
+    def named_ranges(self, doc_id: str) -> list[tuple[str, str]]:
+        """``(name, text)`` of every named range of the document, in document order."""
+        doc = self._docs[doc_id]
+        encoded = doc.text.encode("utf-16-le")
+        return [
+            (r.name, encoded[(r.start - 1) * 2 : (r.end - 1) * 2].decode("utf-16-le"))
+            for r in sorted(doc.ranges, key=lambda r: (r.start, r.end))
+        ]
 
     def permissions(self, file_id: str) -> list[dict[str, Any]]:
         return [dict(p) for p in self._perms.get(file_id, [])]
@@ -669,7 +740,13 @@ class FakeGoogle:
         if drive_id:
             meta["driveId"] = drive_id
         if file_id in self._docs:
-            self._docs[new_id] = _Doc(self._docs[file_id].text)
+            source_doc = self._docs[file_id]
+            self._docs[new_id] = _Doc(
+                source_doc.text,
+                ranges=[
+                    _Range(_named_range_id(), r.name, r.start, r.end) for r in source_doc.ranges
+                ],
+            )
         return self._respond_file(meta, query, "kind,id,name,mimeType")
 
     def _files_create(self, *, query: dict[str, str], body: Any) -> Any:
@@ -846,13 +923,26 @@ class FakeGoogle:
                 }
             )
             index = end
-        return {
+        document: dict[str, Any] = {
             "documentId": doc_id,
             "title": self.files[doc_id]["name"],
             "body": {"content": content},
             "revisionId": doc.revision_id,
             "suggestionsViewMode": "SUGGESTIONS_INLINE",
         }
+        named: dict[str, Any] = {}
+        for r in sorted(doc.ranges, key=lambda r: (r.start, r.end)):
+            group = named.setdefault(r.name, {"name": r.name, "namedRanges": []})
+            group["namedRanges"].append(
+                {
+                    "namedRangeId": r.id,
+                    "name": r.name,
+                    "ranges": [{"startIndex": r.start, "endIndex": r.end}],
+                }
+            )
+        if named:
+            document["namedRanges"] = named
+        return document
 
     def _docs_batch(self, doc_id: str, *, query: dict[str, str], body: Any) -> Any:
         validate_body("docs.v1", "BatchUpdateDocumentRequest", body)
@@ -870,7 +960,7 @@ class FakeGoogle:
         requests = body.get("requests") or []
         if not requests:
             raise ApiError(400, "Must specify at least one request.")
-        text = doc.text
+        text, ranges = doc.text, list(doc.ranges)
         replies: list[dict[str, Any]] = []
         for n, request in enumerate(requests):
             if len(request) != 1:
@@ -879,12 +969,12 @@ class FakeGoogle:
                 )
             kind, spec = next(iter(request.items()))
             try:
-                text, reply = self._apply(text, kind, spec)
+                text, ranges, reply = self._apply(text, ranges, kind, spec)
             except ValueError as exc:
                 raise ApiError(400, f"Invalid requests[{n}].{kind}: {exc}") from None
             replies.append(reply)
-        if text != doc.text:
-            doc.text = text
+        if text != doc.text or ranges != doc.ranges:
+            doc.text, doc.ranges = text, ranges
             doc.bump()
         return {
             "documentId": doc_id,
@@ -893,8 +983,23 @@ class FakeGoogle:
         }
 
     @staticmethod
-    def _apply(text: str, kind: str, spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    def _replace_at(
+        text: str, ranges: list[_Range], start: int, stop: int, insert: str
+    ) -> tuple[str, list[_Range]]:
+        """Delete ``[start, stop)`` then insert ``insert`` at ``start`` (indices in UTF-16)."""
+        a, b = _py_index(text, start - 1), _py_index(text, stop - 1)
+        if stop > start:
+            ranges = _after_delete(ranges, start, stop)
+        if insert:
+            ranges = _after_insert(ranges, start, u16len(insert))
+        return text[:a] + insert + text[b:], ranges
+
+    def _apply(
+        self, text: str, ranges: list[_Range], kind: str, spec: dict[str, Any]
+    ) -> tuple[str, list[_Range], dict[str, Any]]:
         end = 1 + u16len(text)  # segment end index (after the final newline)
+        if kind in ("createNamedRange", "deleteNamedRange", "replaceNamedRangeContent"):
+            return self._apply_named(text, ranges, kind, spec)
         for key in ("location", "endOfSegmentLocation", "range"):
             if (spec.get(key) or {}).get("segmentId"):
                 raise ValueError("FakeGoogle supports the document body only (no segmentId).")
@@ -908,9 +1013,14 @@ class FakeGoogle:
             flags = 0 if match.get("matchCase") else re.IGNORECASE
             pattern = re.compile(re.escape(needle), flags)
             replacement = spec.get("replaceText") or ""
-            new_text, count = pattern.subn(lambda _m: replacement, text)
-            reply: dict[str, Any] = {"occurrencesChanged": count} if count else {}
-            return new_text, {"replaceAllText": reply}
+            matches = list(pattern.finditer(text))
+            for m in reversed(matches):
+                start = 1 + u16len(text[: m.start()])
+                text, ranges = self._replace_at(
+                    text, ranges, start, start + u16len(m.group(0)), replacement
+                )
+            reply: dict[str, Any] = {"occurrencesChanged": len(matches)} if matches else {}
+            return text, ranges, {"replaceAllText": reply}
         if kind == "insertText":
             insert = spec.get("text") or ""
             has_loc, has_end = "location" in spec, "endOfSegmentLocation" in spec
@@ -929,7 +1039,12 @@ class FakeGoogle:
                         f"Index {index} must be less than the end index of the referenced segment, {end}."
                     )
                 at = _py_index(text, index - 1)
-            return text[:at] + insert + text[at:], {}
+            location = 1 + u16len(text[:at])
+            return (
+                text[:at] + insert + text[at:],
+                _after_insert(ranges, location, u16len(insert)),
+                {},
+            )
         if kind == "deleteContentRange":
             rng = spec.get("range") or {}
             start, stop = int(rng.get("startIndex", 0)), int(rng.get("endIndex", 0))
@@ -940,7 +1055,7 @@ class FakeGoogle:
                     "The range cannot include the newline character at the end of the segment."
                 )
             a, b = _py_index(text, start - 1), _py_index(text, stop - 1)
-            return text[:a] + text[b:], {}
+            return text[:a] + text[b:], _after_delete(ranges, start, stop), {}
         if kind in ("updateParagraphStyle", "deleteParagraphBullets"):
             rng = spec.get("range") or {}
             start, stop = int(rng.get("startIndex", 0)), int(rng.get("endIndex", 0))
@@ -948,8 +1063,47 @@ class FakeGoogle:
                 raise ValueError("Invalid range.")
             if kind == "updateParagraphStyle" and not spec.get("fields"):
                 raise ValueError("fields is required.")
-            return text, {}
+            return text, ranges, {}
         raise ValueError(f"FakeGoogle does not implement {kind}.")
+
+    def _apply_named(
+        self, text: str, ranges: list[_Range], kind: str, spec: dict[str, Any]
+    ) -> tuple[str, list[_Range], dict[str, Any]]:
+        end = 1 + u16len(text)
+        if kind == "createNamedRange":
+            name = spec.get("name") or ""
+            if not 1 <= u16len(name) <= 256:
+                raise ValueError("The name must be between 1 and 256 UTF-16 code units long.")
+            rng = spec.get("range") or {}
+            start, stop = int(rng.get("startIndex", 0)), int(rng.get("endIndex", 0))
+            if start < 1 or stop <= start or stop > end:
+                raise ValueError("The range must be non-empty and inside the document body.")
+            _py_index(text, start - 1), _py_index(text, stop - 1)  # no split surrogate pair
+            new = _Range(_named_range_id(), name, start, stop)
+            return text, [*ranges, new], {"createNamedRange": {"namedRangeId": new.id}}
+        by_id = spec.get("namedRangeId")
+        by_name = spec.get("name") if kind == "deleteNamedRange" else spec.get("namedRangeName")
+        if (by_id is None) == (by_name is None):
+            raise ValueError("exactly one of the named range id and name must be set.")
+        chosen = [r for r in ranges if (r.id == by_id if by_id is not None else r.name == by_name)]
+        if not chosen and by_id is not None:  # by name, no match is a no-op (discovery doc)
+            raise ValueError(f"The named range with id '{by_id}' does not exist.")
+        if kind == "deleteNamedRange":
+            return text, [r for r in ranges if r not in chosen], {}
+        replacement = spec.get("text")
+        if replacement is None:
+            raise ValueError("text must be set.")
+        for target in sorted(chosen, key=lambda r: r.start, reverse=True):
+            current = next(r for r in ranges if r.id == target.id)
+            others = [r for r in ranges if r.id != target.id]
+            text, others = self._replace_at(text, others, current.start, current.end, replacement)
+            if replacement:
+                kept = _Range(
+                    current.id, current.name, current.start, current.start + u16len(replacement)
+                )
+                others.append(kept)
+            ranges = others
+        return text, ranges, {}
 
 
 def _b64(part: str) -> bytes:

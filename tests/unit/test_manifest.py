@@ -126,7 +126,9 @@ def test_usage_hint_help_and_readme_come_from_the_command_table():
         usage_hint,
     )
 
-    (incident,) = manifest()["features"]["slash_commands"]
+    [incident] = [
+        c for c in manifest()["features"]["slash_commands"] if c["command"] == "/incident"
+    ]
     assert incident["usage_hint"] == usage_hint(), f'paste usage_hint: "{usage_hint()}"'
     readme = (ROOT / "README.md").read_text()
     start, end = readme.find(README_START), readme.find(README_END)

@@ -42,6 +42,7 @@ ROUTES = [
     Route("POST", "/api/v1/incidents/{ref}/reopen/", "manager", 200, None, _resolve),
     Route("POST", "/api/v1/incidents/{ref}/notes/", "responder", 201, {"text": "looking"}),
     Route("GET", "/api/v1/incidents/{ref}/timeline/", "viewer", 200),
+    Route("GET", "/api/v1/incidents/{ref}/postmortem/", "viewer", 200),
     Route("GET", "/api/v1/alerts/", "viewer", 200),
     Route("GET", "/api/v1/metrics/", "viewer", 200),
     Route(

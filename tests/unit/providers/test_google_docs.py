@@ -121,11 +121,14 @@ def test_create_from_template_fills_places_and_shares(fake: FakeGoogle, lid: Goo
     assert "Lead: Alice Martin <alice@example.com>" in text
     assert "runbook —" in text  # empty value
     assert "All writes to redis-prod fail with connection refused." in text
-    # IMAS sections appended after the template's own text.
-    assert text.index("POST-MORTEM") < text.index("IMAS STATUS")
-    for heading in ("IMAS STATUS", "TIMELINE (IMAS)", "RESOLUTION (IMAS)"):
+    # The template has its own {{STATUS}} place: no IMAS status section; it has no
+    # TIMELINE / RESOLUTION heading, so those IMAS sections follow the template's text.
+    assert "IMAS STATUS" not in text
+    assert text.index("POST-MORTEM") < text.index("TIMELINE (IMAS)")
+    for heading in ("TIMELINE (IMAS)", "RESOLUTION (IMAS)"):
         assert text.count(heading) == 1
-    assert region_lines(text, "status")[0] == "🔴 SEV1_CRITICAL · TRIGGERED"
+    assert ("imas.STATUS", "TRIGGERED") in fake.named_ranges(doc.document_id)
+    assert ("imas.LEAD_EMAIL", "alice@example.com") in fake.named_ranges(doc.document_id)
 
     meta = fake.files[doc.document_id]
     assert meta["name"] == "INC-A1B2C3 | Redis primary unreachable"
@@ -273,7 +276,8 @@ def test_server_error_once_is_retryable_then_the_retry_completes(
     doc = lid.create_document(make_incident(), idempotency_key="k", team_email="sre@example.com")
     assert len(docs_with_key(fake, "k")) == 1
     text = fake.document_text(doc.document_id)
-    assert "{{" not in text and text.count("IMAS STATUS") == 1
+    assert "{{" not in text and text.count("TIMELINE (IMAS)") == 1
+    assert [n for n, _ in fake.named_ranges(doc.document_id)].count("imas.STATUS") == 1
     assert len(fake.permissions(doc.document_id)) == 3
 
 
@@ -374,17 +378,14 @@ def test_sync_header_twice_is_stable(fake: FakeGoogle, lid: GoogleDocsLid, doc_i
     )
     assert lid.sync_header(doc_id, acked, now=T0 + timedelta(minutes=5))
     after_first = fake.document_text(doc_id)
-    assert region_lines(after_first, "status") == [
-        "🟠 SEV2_HIGH · ACKNOWLEDGED",
-        "Lead: Bob Durand <bob@example.com>",
-        "War room: https://example.slack.com/archives/C0WARROOM01",
-        "Last synced: 2024-05-17 09:35:00 UTC",
-    ]
+    # Rewritten in place, in the template's own lines.
+    assert "Severity: SEV2_HIGH | Status: ACKNOWLEDGED\n" in after_first
+    assert "Lead: Bob Durand <bob@example.com>\n" in after_first
     writes = len(fake.calls_matching(r":batchUpdate$"))
     assert not lid.sync_header(doc_id, acked, now=T0 + timedelta(minutes=6))
     assert fake.document_text(doc_id) == after_first
     assert len(fake.calls_matching(r":batchUpdate$")) == writes
-    assert after_first.count(start_marker("status")) == 1
+    assert start_marker("status") not in after_first
 
 
 def test_append_timeline_is_idempotent_and_chronological(
@@ -449,10 +450,13 @@ def test_human_text_outside_markers_survives_every_imas_write(
     lid.sync_header(doc_id, make_incident(status="RESOLVED"))
 
     after = fake.document_text(doc_id)
-    assert outside_regions(after) == before
+    # Only the template's live value changed outside the IMAS regions.
+    assert outside_regions(after) == [
+        line.replace("Status: TRIGGERED", "Status: RESOLVED") for line in before
+    ]
     assert after.endswith("Scribble at the end 👀\n")
     assert region_lines(after, "resolution") == ["Fixed 🟢"]
-    assert region_lines(after, "status")[0] == "🔴 SEV1_CRITICAL · RESOLVED"
+    assert "Severity: SEV1_CRITICAL | Status: RESOLVED\n" in after
 
 
 def test_concurrent_human_edit_makes_imas_reread_instead_of_clobbering(
@@ -526,4 +530,103 @@ def test_doctor_without_google_is_a_single_not_configured_entry() -> None:
 
 
 def test_placeholder_list_matches_the_brief() -> None:
-    assert len(PLACEHOLDERS) == 13 and len(set(PLACEHOLDERS)) == 13
+    assert len(PLACEHOLDERS) == 18 and len(set(PLACEHOLDERS)) == 18
+
+
+# ------------------------------------------------------------------ the team's own template
+
+SEED_TEMPLATE = """INCIDENT {{INCIDENT_ID}} — {{INCIDENT_TITLE}}
+Status: {{STATUS}}
+Severity: {{SEVERITY}}
+Incident lead: {{LEAD_NAME}} ({{LEAD_EMAIL}})
+Resolved at: {{RESOLVED_AT}} (time to resolve: {{TIME_TO_RESOLVE}})
+DESCRIPTION
+{{DESCRIPTION}}
+Timeline
+RESOLUTION
+POST-MORTEM
+"""
+
+
+def section(text: str, heading: str, following: str) -> list[str]:
+    lines = text.splitlines()
+    return lines[lines.index(heading) + 1 : lines.index(following)]
+
+
+def test_seed_template_lives_in_its_own_places(fake: FakeGoogle, lid: GoogleDocsLid) -> None:
+    fake.add_template(TEMPLATE_ID, SEED_TEMPLATE)
+    doc_id = lid.create_document(make_incident(), idempotency_key="k", team_email=None).document_id
+    text = fake.document_text(doc_id)
+    assert "IMAS" not in text and "⟦" not in text  # every place exists in the template
+    assert "Status: TRIGGERED\n" in text
+    assert "Resolved at: — (time to resolve: —)\n" in text
+
+    # A human writes between the sections.
+    fake.edit_document(
+        doc_id,
+        text.replace("Timeline\n", "Human note before the timeline\nTimeline\n").replace(
+            "POST-MORTEM\n", "POST-MORTEM\nWritten by Bob, keep me\n"
+        ),
+    )
+    e1 = TimelineLine("1", T0, "CREATED", "declared")
+    e2 = TimelineLine("2", T0 + timedelta(minutes=2), "STATUS_CHANGED", "to ACKNOWLEDGED")
+    e3 = TimelineLine("3", T0 + timedelta(minutes=1), "NOTE", "late note")
+    assert lid.append_timeline(doc_id, [e1, e2]) == 2
+    assert lid.append_timeline(doc_id, [e1, e2, e3]) == 1  # goes in between
+    resolved = make_incident(status="RESOLVED", resolved_at=T0 + timedelta(minutes=65, seconds=5))
+    assert lid.sync_header(doc_id, resolved)
+    assert lid.write_resolution(doc_id, "Failed over.\nRoot cause: disk full.")
+
+    text = fake.document_text(doc_id)
+    assert "Status: RESOLVED\n" in text and "Status: TRIGGERED" not in text
+    assert "Resolved at: 2024-05-17 10:35:05 UTC (time to resolve: 1h 05m 05s)\n" in text
+    assert section(text, "Timeline", "RESOLUTION") == [
+        "2024-05-17 09:30:00 UTC · CREATED · declared",
+        "2024-05-17 09:31:00 UTC · NOTE · late note",
+        "2024-05-17 09:32:00 UTC · STATUS_CHANGED · to ACKNOWLEDGED",
+    ]
+    assert section(text, "RESOLUTION", "POST-MORTEM") == ["Failed over.", "Root cause: disk full."]
+    assert "Human note before the timeline\nTimeline\n" in text
+    assert "POST-MORTEM\nWritten by Bob, keep me\n" in text
+    assert "IMAS" not in text and "⟦" not in text
+
+    # Replays write nothing.
+    writes = len(fake.calls_matching(r":batchUpdate$"))
+    assert lid.append_timeline(doc_id, [e1, e2, e3]) == 0
+    assert not lid.sync_header(doc_id, resolved)
+    assert not lid.write_resolution(doc_id, "Failed over.\nRoot cause: disk full.")
+    assert len(fake.calls_matching(r":batchUpdate$")) == writes
+    # A corrected summary replaces the old one in place.
+    assert lid.write_resolution(doc_id, "Corrected.")
+    assert section(fake.document_text(doc_id), "RESOLUTION", "POST-MORTEM") == ["Corrected."]
+
+    # The post-mortem goes under the template's POST-MORTEM heading, above human text.
+    assert lid.write_postmortem(doc_id, ["Summary", "x"])
+    assert not lid.write_postmortem(doc_id, ["Summary", "x"])
+    assert fake.document_text(doc_id).endswith("POST-MORTEM\nSummary\nx\nWritten by Bob, keep me\n")
+
+
+def test_heading_names_are_configurable(fake: FakeGoogle, sa_info: dict[str, Any]) -> None:
+    fake.add_template(TEMPLATE_ID, "Statut : {{STATUS}}\n2. Chronologie :\nNotes\n")
+    lid = make_lid(fake, sa_info, google_lid_timeline_headings="Chronologie, Journal")
+    doc_id = lid.create_document(make_incident(), idempotency_key="k", team_email=None).document_id
+    lid.append_timeline(doc_id, [TimelineLine("1", T0, "CREATED", "declared")])
+    text = fake.document_text(doc_id)
+    assert "2. Chronologie :\n2024-05-17 09:30:00 UTC · CREATED · declared\nNotes\n" in text
+    assert "TIMELINE (IMAS)" not in text and "RESOLUTION (IMAS)" in text
+
+
+def test_template_value_edit_during_sync_is_reread(fake: FakeGoogle, lid: GoogleDocsLid) -> None:
+    fake.add_template(TEMPLATE_ID, SEED_TEMPLATE)
+    doc_id = lid.create_document(make_incident(), idempotency_key="k", team_email=None).document_id
+
+    def human_types_at_the_top() -> None:
+        fake.edit_document(
+            doc_id, "Bridge: https://meet.example.com\n" + fake.document_text(doc_id)
+        )
+
+    fake.inject(r":batchUpdate$", status=None, action=human_types_at_the_top)
+    assert lid.append_timeline(doc_id, [TimelineLine("1", T0, "CREATED", "declared")]) == 1
+    text = fake.document_text(doc_id)
+    assert text.startswith("Bridge: https://meet.example.com\nINCIDENT ")
+    assert "Timeline\n2024-05-17 09:30:00 UTC · CREATED · declared\nRESOLUTION\n" in text
