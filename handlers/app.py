@@ -23,6 +23,7 @@ from bot.runtime import Runtime
 from handlers.api import install as install_api
 from handlers.pages import install as install_pages
 from handlers.slack.app import ReplayCache, build_bolt_app, dedup_key, first_time, verify_signature
+from handlers.web import install as install_web
 
 log = logging.getLogger(__name__)
 
@@ -146,5 +147,6 @@ def create_app(rt: Runtime) -> FastAPI:
 
     install_pages(app, rt)
     install_api(app, rt)
+    install_web(app, rt)
     app.add_middleware(RequestTimer)
     return app

@@ -83,6 +83,7 @@ class IncidentFilter:
     service: str | None = None
     team: str | None = None
     since: datetime | None = None
+    until: datetime | None = None  # created before (exclusive)
     search: str | None = None
     open_only: bool = False
     involving_person_id: int | None = None
@@ -145,6 +146,8 @@ def list_incidents(
         )
     if f.since:
         query = query.where(Incident.created_at >= f.since)
+    if f.until:
+        query = query.where(Incident.created_at < f.until)
     if f.search:
         pattern = f"%{f.search}%"
         query = query.where(
