@@ -15,12 +15,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+import yaml
 from fastapi import APIRouter, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from bot import kpis
+from bot import analytics, config_file, doctor, kpis
 from bot.access import Action
 from bot.domain.enums import (
     INCIDENT_ROLES,
@@ -35,6 +36,7 @@ from bot.flows import incidents
 from bot.flows.declare import DeclareInput, declare, validate
 from bot.runtime import Runtime
 from handlers.api.auth import LoginLimiter
+from handlers.web import charts
 from handlers.web.auth import CSRF_FIELD, TooManyAttempts, WebUser, csrf_token, csrf_valid
 from handlers.web.auth import load_user as load_web_user
 from handlers.web.auth import sign_in as sign_in_user
@@ -427,6 +429,122 @@ def install(app: FastAPI, rt: Runtime) -> None:
                 [(d["kind"], d["state"], d["attempts"]) for d in data["deliveries"]],
             )
         )
+
+    # -- analytics ---------------------------------------------------------------------
+
+    def analytics_data(query: dict[str, str]) -> dict[str, Any]:
+        raw = query.get("days", "30")
+        days = int(raw) if raw in {str(p) for p in analytics.PERIODS} else 30
+        severity = query.get("severity", "").strip()
+        if severity:
+            severity = parse_severity(severity, field="severity").value
+        service = query.get("service", "").strip()[:200] or None
+        team = query.get("team", "").strip()[:200] or None
+        until = rt.clock()
+        since = until - timedelta(days=days)
+        with rt.reading() as session:
+            found = analytics.rows(
+                session, since=since, until=until, service=service, team=team, severity=severity
+            )
+        data = analytics.summarise(found, since=since, until=until)
+        hours = [
+            (p["mtta"]["p50"], p["mtta"]["p90"], p["mttr"]["p50"], p["mttr"]["p90"])
+            for p in data["trend"]
+        ]
+        labels = [p["period"] for p in data["trend"]]
+
+        def minutes(value: float | None) -> float | None:
+            return None if value is None else value / 60
+
+        charts_ = {
+            "per_day": charts.bar_chart(
+                [(d.isoformat(), float(n)) for d, n in data["per_day"]],
+                label=f"Incidents per day, last {days} days",
+                unit="incidents",
+            ),
+            "mtta": charts.line_chart(
+                labels,
+                [
+                    ("p50", [minutes(h[0]) for h in hours]),
+                    ("p90", [minutes(h[1]) for h in hours]),
+                ],
+                label="Time to acknowledge, p50 and p90, in minutes",
+                unit="min",
+            ),
+            "mttr": charts.line_chart(
+                labels,
+                [
+                    ("p50", [minutes(h[2]) for h in hours]),
+                    ("p90", [minutes(h[3]) for h in hours]),
+                ],
+                label="Time to resolve, p50 and p90, in minutes",
+                unit="min",
+            ),
+            "heatmap": charts.heatmap(
+                data["heatmap"], analytics.WEEKDAYS, label="Incidents by weekday and hour (UTC)"
+            ),
+            "by_service": charts.bar_chart(
+                [(g["name"], float(g["count"])) for g in data["by_service"][:12]],
+                label="Incidents by service",
+                unit="incidents",
+            ),
+        }
+        return {
+            "days": days,
+            "periods": analytics.PERIODS,
+            "weekdays": analytics.WEEKDAYS,
+            "shown": {"service": service or "", "team": team or "", "severity": severity},
+            "data": data,
+            "charts": charts_,
+            **choices(),
+        }
+
+    @router.get(PREFIX + "/analytics/")
+    async def analytics_page(request: Request) -> Response:
+        user = await current_user(request)
+        if user is None:
+            return to_sign_in(request)
+        try:
+            data = await run_in_threadpool(analytics_data, dict(request.query_params))
+        except InputError as exc:
+            return render(
+                "error.html",
+                context(request, user, title="Bad filter", message=exc.message),
+                status_code=400,
+            )
+        return render(
+            "analytics.html",
+            context(request, user, nav="analytics", severities=SEVERITIES, **data),
+        )
+
+    # -- configuration (read-only) -----------------------------------------------------
+
+    def config_data(run_checks: bool) -> dict[str, Any]:
+        with rt.reading() as session:
+            exported = config_file.export(session, rt)
+        document = yaml.safe_load(exported) or {}
+        checks = doctor.run_checks(rt) if run_checks else None
+        return {"document": document, "exported": exported, "checks": checks}
+
+    @router.get(PREFIX + "/config/")
+    async def config_page(request: Request) -> Response:
+        user = await current_user(request)
+        if user is None:
+            return to_sign_in(request)
+        if not user.is_manager:
+            return render(
+                "error.html",
+                context(
+                    request,
+                    user,
+                    nav="config",
+                    title="Configuration",
+                    message="The configuration is shown to managers and admins.",
+                ),
+                status_code=403,
+            )
+        data = await run_in_threadpool(config_data, request.query_params.get("check") == "1")
+        return render("config.html", context(request, user, nav="config", **data))
 
     # -- create ------------------------------------------------------------------------
 

@@ -190,6 +190,18 @@ def test_viewer_private_csv_csrf_and_live_list(
     assert sorted(r["title"] for r in rows) == ["Public redis latency", "Secret payroll outage"]
     assert {r["severity"] for r in rows} == {"SEV3_MEDIUM"}
 
+    # Analytics renders its charts (non-empty SVG) and their tables for the seeded data.
+    page.goto(admin.url("/dashboard/analytics/?days=7"))
+    assert page.locator("#a-total").inner_text() == "3"
+    assert page.locator("svg.chart").count() == 5
+    assert page.locator("#chart-per-day svg rect").count() >= 7
+    assert (
+        page.locator("#chart-heatmap svg rect.heat-1, #chart-heatmap svg rect.heat-4").count() >= 1
+    )
+    assert "redis-prod" in page.locator("#by-service").inner_text()
+    page.click("#chart-per-day summary")
+    assert page.locator("#chart-per-day table").is_visible()
+
     # A form post without the CSRF token is refused (same cookies, no token).
     refused = admin.context.request.post(
         admin.url("/dashboard/incidents/create/"),

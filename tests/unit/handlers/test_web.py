@@ -300,3 +300,72 @@ def test_home_shows_the_figures(web: Api) -> None:
     assert home.status_code == 200
     assert 'id="stat-active">1<' in home.text and 'id="stat-critical">1<' in home.text
     assert "[TEST] Redis Cluster Down" in home.text
+
+
+def backdate(
+    api: Api, short_id: str, *, days: float, ack_min: float | None, res_min: float | None
+) -> None:
+    from datetime import timedelta
+
+    with api.rt.transaction() as session:
+        incident = session.scalars(select(Incident).where(Incident.short_id == short_id)).one()
+        created = api.rt.clock() - timedelta(days=days)
+        incident.created_at = created
+        incident.acknowledged_at = None if ack_min is None else created + timedelta(minutes=ack_min)
+        incident.resolved_at = None if res_min is None else created + timedelta(minutes=res_min)
+        if res_min is not None:
+            incident.status = "RESOLVED"
+
+
+def test_analytics_draws_charts_and_tables_for_seeded_data(web: Api) -> None:
+    token = sign_in(web, "admin")
+    made = []
+    for title, service, days, ack, res in (
+        ("a", "redis-prod", 1, 5, 60),
+        ("b", "redis-prod", 3, 10, 120),
+        ("c", "postgres-main", 10, None, None),
+        ("d", "postgres-main", 45, 2, 30),
+    ):
+        location = declare(web, token, title=title, service=service).headers["location"]
+        made.append(location.split("/")[-2])
+        backdate(web, made[-1], days=days, ack_min=ack, res_min=res)
+    page = web.client.get("/dashboard/analytics/?days=30")
+    assert page.status_code == 200
+    assert 'id="a-total">3<' in page.text
+    for chart in ("chart-per-day", "chart-mtta", "chart-mttr", "chart-heatmap", "chart-by-service"):
+        section = page.text.split(f'id="{chart}"', 1)[1].split("</section>", 1)[0]
+        assert "<svg" in section and ("<rect" in section or "<polyline" in section), chart
+        assert "<table" in section, chart
+    by_service = page.text.split('id="by-service"', 1)[1].split("</table>", 1)[0]
+    assert by_service.index("redis-prod") < by_service.index("postgres-main")
+    assert "<td>redis-prod</td><td>2</td>" in by_service
+    quarter = web.client.get("/dashboard/analytics/?days=90&service=postgres-main")
+    assert 'id="a-total">2<' in quarter.text and "per week" in quarter.text
+    bad = web.client.get("/dashboard/analytics/?severity=SEV9")
+    assert bad.status_code == 400
+    assert "<script>" not in page.text and "style=" not in page.text
+
+
+def test_configuration_is_read_only_for_managers_with_secrets_masked(web: Api) -> None:
+    from storage.models import NotificationProviderRow
+
+    with web.rt.transaction() as session:
+        session.add(
+            NotificationProviderRow(
+                name="Team webhook",
+                type="SLACK",
+                is_active=True,
+                config_encrypted=web.rt.box.encrypt_json(
+                    {"bot_token": "xoxb-very-secret-token", "default_channel": "C0123456789"}
+                ),
+            )
+        )
+    sign_in(web, "manager")
+    page = web.client.get("/dashboard/config/")
+    assert page.status_code == 200
+    assert "redis-prod" in page.text and "SRE Core" in page.text and "Team webhook" in page.text
+    assert (
+        "xoxb-very-secret-token" not in page.text and "${IMAS_TEAM_WEBHOOK_BOT_TOKEN}" in page.text
+    )
+    api_client_as(web, "responder")
+    assert web.client.get("/dashboard/config/").status_code == 403
