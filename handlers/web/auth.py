@@ -61,6 +61,7 @@ class WebUser:
     role: AccessRole
     email: str | None = None
     slack_user_id: str | None = None
+    ref: str | None = None  # default: user:<username>
 
     def actor(self, via: str = "dashboard") -> Actor:
         return Actor(
@@ -70,7 +71,7 @@ class WebUser:
             email=self.email,
             via=via,
             role=self.role,
-            ref=f"user:{self.username}",
+            ref=self.ref or f"user:{self.username}",
         )
 
     @property
@@ -157,3 +158,18 @@ def csrf_valid(session: dict[str, Any], given: object) -> bool:
     if not isinstance(expected, str) or not isinstance(given, str) or not given:
         return False
     return hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace"))
+
+
+def record_sign_in(rt: Runtime, username: str, *, ok: bool, detail: str) -> None:
+    """The ``auth.login`` audit row of a single sign-on attempt (door ``web``)."""
+    who = audit.AuditActor(label=username[:150], kind="api_user", ref=username[:150], door="web")
+    with rt.transaction() as session:
+        audit.record(
+            session,
+            **who.fields(),
+            action="auth.login",
+            target_type="user",
+            target=username[:150],
+            outcome="ok" if ok else "denied",
+            detail=detail[:500],
+        )

@@ -27,6 +27,7 @@ from bot.domain.enums import (
     INCIDENT_ROLES,
     SEVERITIES,
     STATUSES,
+    AccessRole,
     Status,
     parse_severity,
     parse_status,
@@ -37,7 +38,15 @@ from bot.flows.declare import DeclareInput, declare, validate
 from bot.runtime import Runtime
 from handlers.api.auth import LoginLimiter
 from handlers.web import charts
-from handlers.web.auth import CSRF_FIELD, TooManyAttempts, WebUser, csrf_token, csrf_valid
+from handlers.web import oidc as oidc_flow
+from handlers.web.auth import (
+    CSRF_FIELD,
+    TooManyAttempts,
+    WebUser,
+    csrf_token,
+    csrf_valid,
+    record_sign_in,
+)
 from handlers.web.auth import load_user as load_web_user
 from handlers.web.auth import sign_in as sign_in_user
 from handlers.web.render import PAGE_HEADERS, render
@@ -130,8 +139,22 @@ def install(app: FastAPI, rt: Runtime) -> None:
     ``handlers.web.install``)."""
     router = APIRouter(include_in_schema=False)
     limiter = LoginLimiter()
+    oidc_config = oidc_flow.config_of(rt.settings)
+    oidc = oidc_flow.OidcClient(rt, oidc_config) if oidc_config else None
 
     async def current_user(request: Request) -> WebUser | None:
+        federated = request.session.get("oidc")
+        if isinstance(federated, dict) and oidc is not None:
+            try:
+                return WebUser(
+                    username=str(federated["username"]),
+                    role=AccessRole(federated["role"]),
+                    email=federated.get("email"),
+                    ref=f"oidc:{federated['sub']}",
+                )
+            except (KeyError, ValueError):
+                request.session.clear()
+                return None
         username = request.session.get("user")
         if not isinstance(username, str):
             return None
@@ -149,6 +172,7 @@ def install(app: FastAPI, rt: Runtime) -> None:
             "flash": flash,
             "path": request.url.path,
             "prefix": PREFIX,
+            "sso_label": oidc_config.label if oidc_config else None,
             **extra,
         }
 
@@ -249,6 +273,69 @@ def install(app: FastAPI, rt: Runtime) -> None:
         request.session["user"] = username
         csrf_token(request.session)
         return _redirect(target)
+
+    def sign_in_error(request: Request, message: str, status: int) -> Response:
+        return render(
+            "login.html",
+            context(request, None, next=PREFIX + "/", username="", error=message),
+            status_code=status,
+        )
+
+    @router.get(PREFIX + "/login/oidc/")
+    async def oidc_start(request: Request) -> Response:
+        if oidc is None:
+            return not_found(request, None, "Single sign-on is not configured.")
+        try:
+            url, flow = await run_in_threadpool(oidc.start)
+        except (oidc_flow.SignInRefused, ImasError) as exc:
+            return sign_in_error(request, f"Single sign-on is unavailable: {exc}", 502)
+        request.session["oidc_flow"] = {
+            **flow,
+            "next": safe_next(request.query_params.get("next")),
+        }
+        return _redirect(url)
+
+    @router.get(PREFIX + "/login/oidc/callback/")
+    async def oidc_callback(request: Request) -> Response:
+        if oidc is None:
+            return not_found(request, None, "Single sign-on is not configured.")
+        flow = request.session.pop("oidc_flow", None)
+        params = request.query_params
+        if params.get("error"):
+            reason = str(params.get("error_description") or params.get("error"))[:200]
+            return sign_in_error(request, f"The identity provider refused: {reason}", 400)
+        client = request.client.host if request.client else "unknown"
+        try:
+            identity = await run_in_threadpool(
+                lambda: oidc.finish(
+                    flow if isinstance(flow, dict) else {},
+                    query=request.url.query,
+                    state=str(params.get("state") or ""),
+                )
+            )
+        except (oidc_flow.SignInRefused, ImasError) as exc:
+            reason = str(exc)
+            await run_in_threadpool(
+                lambda: record_sign_in(rt, "(oidc)", ok=False, detail=f"{reason} (client {client})")
+            )
+            return sign_in_error(request, reason, 400)
+        await run_in_threadpool(
+            lambda: record_sign_in(
+                rt,
+                identity.username,
+                ok=True,
+                detail=f"single sign-on as {identity.role.value} (client {client})",
+            )
+        )
+        request.session.clear()
+        request.session["oidc"] = {
+            "username": identity.username,
+            "role": identity.role.value,
+            "email": identity.email,
+            "sub": identity.subject,
+        }
+        csrf_token(request.session)
+        return _redirect(str(flow.get("next") if isinstance(flow, dict) else PREFIX + "/"))
 
     @router.post(PREFIX + "/logout/")
     async def logout(request: Request) -> Response:
