@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from bot.presenter import incident_json
 from storage import incidents as store
 from tests.browser.conftest import WAIT_MS, add_users
+from tests.fakes.google_api import FakeGoogle, make_service_account
 from tests.scenario.conftest import SEED_CHANNEL, wait_until
+from tests.scenario.test_lid import TEMPLATE as LID_TEMPLATE
 from tests.scenario.test_seed_guide import apply_seed_config, declare_through_modal
 
 DESCRIPTION = "Test de notification - connexion timeout sur tous les nœuds"
@@ -48,16 +54,39 @@ def orchestrated(server: Any) -> Any:
                 return None
             data = incident_json(session, rt, rows[0], detail=True)
             states = {d["state"] for d in data["deliveries"]}
-            return data if states <= {"done"} and data["war_room_channel_id"] else None
+            finished = states <= {"done"} and data["war_room_channel_id"]
+            google_done = data["lid_url"] or not rt.settings.google_enabled
+            return data if finished and google_done else None
 
     return wait_until(finished, message="orchestration to finish")
 
 
+@pytest.fixture
+def google() -> Iterator[FakeGoogle]:
+    fake = FakeGoogle()
+    fake.add_folder("folder-1", shared_drive=True)
+    fake.add_template("template-1", LID_TEMPLATE, parent="folder-1")
+    yield fake
+    fake.close()
+
+
 def test_seed_option_a_then_run_the_incident_from_the_page(
-    tmp_path: Path, database_url: str, start_server: Any, fake_slack: Any, web: Any
+    tmp_path: Path,
+    database_url: str,
+    start_server: Any,
+    fake_slack: Any,
+    google: FakeGoogle,
+    web: Any,
 ) -> None:
     apply_seed_config(tmp_path, database_url)
-    server = start_server()
+    server = start_server(
+        google_service_account_json=json.dumps(make_service_account(google)),
+        google_api_endpoint=google.url,
+        google_token_uri=google.token_uri,
+        google_lid_template_id="template-1",
+        google_drive_folder_id="folder-1",
+        google_drive_domain="example.com",
+    )
     add_users(server, alice="responder")
     browser = web(server)
     page = browser.page
@@ -87,6 +116,8 @@ def test_seed_option_a_then_run_the_incident_from_the_page(
     assert timeline.locator("li[data-type=ALERT_SENT]").count() >= 1  # channel, on-call DM
     assert "Notification sent to Slack (SRE Core)" in timeline.inner_text()
     assert "alice" in timeline.inner_text()  # the actor of the declaration
+    assert timeline.locator("li[data-type=DOCUMENT_CREATED]").count() == 1
+    assert page.locator("a:has-text('LID document')").get_attribute("href") == data["lid_url"]
     assert page.locator("a:has-text('War room')").count() == 1
     assert page.locator("a:has-text('Runbook')").get_attribute("href") == (
         "https://wiki.example.com/runbooks/redis"
@@ -219,3 +250,38 @@ def test_viewer_private_csv_csrf_and_live_list(
         "#incident-rows td:has-text('[TEST] Redis Cluster Down')", timeout=WAIT_MS
     )
     assert page.locator("#incident-rows tbody tr").count() == 4
+
+
+def test_single_sign_on_in_the_browser(start_server: Any, web: Any) -> None:
+    import socket
+
+    from tests.fakes.oidc_issuer import CLIENT_ID, CLIENT_SECRET, OidcIssuer
+
+    with socket.socket() as probe:  # the redirect URI must name the server's own port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    issuer = OidcIssuer().start()
+    issuer.user = {**issuer.user, "groups": ["imas-managers"]}
+    try:
+        server = start_server(
+            port=port,
+            base_url=f"http://127.0.0.1:{port}",
+            oidc_issuer=issuer.url,
+            oidc_client_id=CLIENT_ID,
+            oidc_client_secret=CLIENT_SECRET,
+            oidc_role_map="imas-managers=manager",
+            oidc_label="Example SSO",
+        )
+        browser = web(server)
+        page = browser.page
+        page.goto(browser.url("/dashboard/analytics/"))
+        page.click("#sso")
+        page.wait_for_url(browser.url("/dashboard/analytics/"))
+        assert "grace@example.com (manager)" in page.locator("header .who").inner_text()
+        page.click("header nav a:has-text('Configuration')")  # managers see the configuration
+        assert page.locator("h1").inner_text().startswith("Configuration")
+        page.click("button:has-text('Sign out')")
+        page.wait_for_url("**/dashboard/login/")
+        assert page.locator("#sso").count() == 1
+    finally:
+        issuer.stop()
