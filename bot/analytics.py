@@ -24,14 +24,17 @@ PERIODS = (7, 14, 30, 60, 90)
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Row:
+    """One incident: ``created_at`` in UTC, ``ack``/``res`` the seconds to acknowledge and
+    to resolve (None when not yet)."""
+
     severity: str
     service: str
     team: str | None
     created_at: datetime
-    acknowledged_at: datetime | None
-    resolved_at: datetime | None
+    ack: float | None
+    res: float | None
 
 
 def _utc(moment: datetime) -> datetime:
@@ -70,7 +73,20 @@ def rows(
         query = query.where(func.lower(Team.name) == team.lower())
     if severity:
         query = query.where(Incident.severity == severity)
-    return [Row(*values) for values in session.execute(query)]
+    found = []
+    for severity_, service_, team_, created, acknowledged, resolved in session.execute(query):
+        created = _utc(created)
+        found.append(
+            Row(
+                severity_,
+                service_,
+                team_,
+                created,
+                _seconds(created, acknowledged),
+                _seconds(created, resolved),
+            )
+        )
+    return found
 
 
 def _stats(values: list[float]) -> dict[str, float | None]:
@@ -82,14 +98,13 @@ def summarise(found: list[Row], *, since: datetime, until: datetime) -> dict[str
     start, end = _utc(since), _utc(until)
     span = max(1, (end.date() - start.date()).days + 1)  # calendar days touched
     weekly = span > 32
-    per_day = Counter(_utc(r.created_at).date() for r in found)
+    per_day = Counter(r.created_at.date() for r in found)
     day_series = [
         (start.date() + timedelta(days=i), per_day.get(start.date() + timedelta(days=i), 0))
         for i in range(span)
     ]
 
     def bucket(moment: datetime) -> str:
-        moment = _utc(moment)
         if weekly:
             year, week, _ = moment.isocalendar()
             return f"{year}-W{week:02d}"
@@ -102,20 +117,17 @@ def summarise(found: list[Row], *, since: datetime, until: datetime) -> dict[str
     for r in found:
         key = bucket(r.created_at)
         counts[key] += 1
-        ack = _seconds(r.created_at, r.acknowledged_at)
-        res = _seconds(r.created_at, r.resolved_at)
-        if ack is not None:
-            mtta.setdefault(key, []).append(ack)
-        if res is not None:
-            mttr.setdefault(key, []).append(res)
+        if r.ack is not None:
+            mtta.setdefault(key, []).append(r.ack)
+        if r.res is not None:
+            mttr.setdefault(key, []).append(r.res)
     trend = [
         {"period": b, "count": counts.get(b, 0), "mtta": _stats(mtta[b]), "mttr": _stats(mttr[b])}
         for b in sorted(mtta)
     ]
     heat = [[0] * 24 for _ in WEEKDAYS]
     for r in found:
-        moment = _utc(r.created_at)
-        heat[moment.weekday()][moment.hour] += 1
+        heat[r.created_at.weekday()][r.created_at.hour] += 1
 
     def ranking(key: str) -> list[dict[str, Any]]:
         groups: dict[str, list[Row]] = {}
@@ -126,16 +138,8 @@ def summarise(found: list[Row], *, since: datetime, until: datetime) -> dict[str
                 "name": name,
                 "count": len(items),
                 "critical": sum(1 for r in items if r.severity == "SEV1_CRITICAL"),
-                "mtta": _stats(
-                    [
-                        s
-                        for r in items
-                        if (s := _seconds(r.created_at, r.acknowledged_at)) is not None
-                    ]
-                ),
-                "mttr": _stats(
-                    [s for r in items if (s := _seconds(r.created_at, r.resolved_at)) is not None]
-                ),
+                "mtta": _stats([r.ack for r in items if r.ack is not None]),
+                "mttr": _stats([r.res for r in items if r.res is not None]),
             }
             for name, items in groups.items()
         ]
@@ -149,10 +153,6 @@ def summarise(found: list[Row], *, since: datetime, until: datetime) -> dict[str
         "heatmap": heat,
         "by_service": ranking("service"),
         "by_team": ranking("team"),
-        "mtta": _stats(
-            [s for r in found if (s := _seconds(r.created_at, r.acknowledged_at)) is not None]
-        ),
-        "mttr": _stats(
-            [s for r in found if (s := _seconds(r.created_at, r.resolved_at)) is not None]
-        ),
+        "mtta": _stats([r.ack for r in found if r.ack is not None]),
+        "mttr": _stats([r.res for r in found if r.res is not None]),
     }

@@ -172,7 +172,14 @@ def list_incidents(
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(
         query.options(
-            selectinload(Incident.service), selectinload(Incident.team), selectinload(Incident.lead)
+            selectinload(Incident.service),
+            selectinload(Incident.team),
+            selectinload(Incident.lead),
+            # what bot.presenter.incident_json reads of every row: one query each, not one
+            # per incident (the dashboard's and the API's lists)
+            selectinload(Incident.declared_by),
+            selectinload(Incident.scopes),
+            selectinload(Incident.roles).selectinload(IncidentRole.person),
         )
         .order_by(Incident.created_at.desc(), Incident.id.desc())
         .offset(offset)
