@@ -24,7 +24,8 @@ def step_state(items: list[OutboxItem], kind: str, *, default: str) -> str:
 
 
 def incident_url(rt: Runtime, incident: Incident) -> str:
-    return f"{rt.settings.base_url}/incidents/{incident.short_id}"
+    """The incident's page in the web dashboard (the "View incident" link of every message)."""
+    return f"{rt.settings.base_url}/dashboard/incidents/{incident.short_id}/"
 
 
 def view_of(session: Session, rt: Runtime, incident: Incident) -> IncidentView:

@@ -88,6 +88,18 @@ class Settings(BaseSettings):
     google_api_endpoint: str | None = Field(None, validation_alias="GOOGLE_API_ENDPOINT")
     google_token_uri: str | None = Field(None, validation_alias="GOOGLE_TOKEN_URI")
 
+    # Dashboard single sign-on (OpenID Connect, authorization code + PKCE): see README
+    # "Web dashboard". The role comes from the ID token's ``oidc_role_claim`` through
+    # ``oidc_role_map`` ("claim value=role,..."), else ``oidc_default_role``, else refused.
+    oidc_issuer: str | None = Field(None, validation_alias="IMAS_OIDC_ISSUER")
+    oidc_client_id: str | None = Field(None, validation_alias="IMAS_OIDC_CLIENT_ID")
+    oidc_client_secret: SecretStr | None = Field(None, validation_alias="IMAS_OIDC_CLIENT_SECRET")
+    oidc_scopes: str = Field("openid email profile", validation_alias="IMAS_OIDC_SCOPES")
+    oidc_role_claim: str = Field("groups", validation_alias="IMAS_OIDC_ROLE_CLAIM")
+    oidc_role_map: str = Field("", validation_alias="IMAS_OIDC_ROLE_MAP")
+    oidc_default_role: str | None = Field(None, validation_alias="IMAS_OIDC_DEFAULT_ROLE")
+    oidc_label: str = Field("single sign-on", validation_alias="IMAS_OIDC_LABEL")
+
     @field_validator("slack_api_url")
     @classmethod
     def _trailing_slash(cls, value: str) -> str:

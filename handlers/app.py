@@ -36,6 +36,7 @@ from handlers.slack.app import (
     parse_slack_body,
     verify_signature,
 )
+from handlers.web import install as install_web
 
 log = logging.getLogger(__name__)
 
@@ -235,6 +236,7 @@ def create_app(rt: Runtime) -> FastAPI:
 
     install_pages(app, rt)
     install_api(app, rt)
+    install_web(app, rt)
     app.add_middleware(RequestTimer)
     app.add_middleware(SecurityHeaders, base_url=rt.settings.base_url)
     return app

@@ -118,6 +118,7 @@ class IncidentFilter:
     service: str | None = None
     team: str | None = None
     since: datetime | None = None
+    until: datetime | None = None  # created before (exclusive)
     search: str | None = None
     open_only: bool = False
     involving_person_id: int | None = None
@@ -180,6 +181,8 @@ def list_incidents(
         )
     if f.since:
         query = query.where(Incident.created_at >= f.since)
+    if f.until:
+        query = query.where(Incident.created_at < f.until)
     if f.search:
         pattern = f"%{f.search}%"
         query = query.where(
@@ -204,7 +207,14 @@ def list_incidents(
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(
         query.options(
-            selectinload(Incident.service), selectinload(Incident.team), selectinload(Incident.lead)
+            selectinload(Incident.service),
+            selectinload(Incident.team),
+            selectinload(Incident.lead),
+            # what bot.presenter.incident_json reads of every row: one query each, not one
+            # per incident (the dashboard's and the API's lists)
+            selectinload(Incident.declared_by),
+            selectinload(Incident.scopes),
+            selectinload(Incident.roles).selectinload(IncidentRole.person),
         )
         .order_by(Incident.created_at.desc(), Incident.id.desc())
         .offset(offset)

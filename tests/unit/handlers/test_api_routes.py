@@ -190,7 +190,7 @@ def test_create_accepts_service_id_or_name(api: Api, service: str) -> None:
     data = response.json()
     assert data["service"] == "redis-prod" and data["status"] == "TRIGGERED"
     assert data["source"] == "api" and data["short_id"].startswith("INC-")
-    assert data["url"] == f"https://imas.example.com/incidents/{data['short_id']}"
+    assert data["url"] == f"https://imas.example.com/dashboard/incidents/{data['short_id']}/"
     assert "timeline" not in data
 
 
