@@ -97,10 +97,12 @@ class SecurityHeaders:
         if base_url.startswith("https://"):
             self.headers.append((b"strict-transport-security", b"max-age=31536000"))
 
-    def _location(self, value: bytes) -> bytes:
+    def _location(self, value: bytes, request_host: str) -> bytes:
         target = urlsplit(value.decode("latin-1"))
         if not target.scheme and not target.netloc:
             return value  # relative: resolved against the address the client used
+        if target.netloc.lower() != request_host.lower():
+            return value  # elsewhere on purpose (an identity provider's sign-in page)
         rebuilt = self.base_url + (target.path or "/")
         if target.query:
             rebuilt += "?" + target.query
@@ -111,10 +113,19 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        request_host = next(
+            (v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"host"), ""
+        )
+
         async def send_wrapper(message: Any) -> None:
             if message["type"] == "http.response.start":
                 headers = [
-                    (name, self._location(value) if name.lower() == b"location" else value)
+                    (
+                        name,
+                        self._location(value, request_host)
+                        if name.lower() == b"location"
+                        else value,
+                    )
                     for name, value in message.get("headers", [])
                 ]
                 present = {name.lower() for name, _ in headers}

@@ -1,7 +1,7 @@
 """Follow-up actions of incidents (issue 15): table ``followups``.
 
 Revision ID: 0009
-Revises: 0003
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import storage.models
 
 revision = "0009"
-down_revision = "0003"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

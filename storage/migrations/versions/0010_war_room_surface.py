@@ -2,7 +2,7 @@
 changed instead of re-setting the topic and re-reading bookmarks on every event).
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0009
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0006"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
