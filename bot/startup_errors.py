@@ -51,9 +51,14 @@ def sqlite_folder_problem(url: str) -> str | None:
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not folder.exists():
-        if probe.is_dir():
-            return f"the folder {folder} does not exist: create it (mkdir -p {folder})"
-        return f"{probe} is a file, not a folder: choose another path for the database"
+        if not probe.is_dir():
+            return f"{probe} is a file, not a folder: choose another path for the database"
+        if not os.access(probe, os.W_OK | os.X_OK):
+            return (
+                f"the folder {folder} does not exist and {probe} is not writable by this "
+                f"user: create it (mkdir -p {folder}) or choose another path"
+            )
+        return None  # IMAS creates it, private to its user (storage.db.create_private_file)
     if not folder.is_dir():
         return f"{folder} is a file, not a folder: choose another path for the database"
     if not os.access(folder, os.W_OK | os.X_OK):

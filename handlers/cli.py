@@ -64,7 +64,11 @@ def settings_or_exit(*, server: bool = False, **overrides: Any) -> Settings:
         fail(one_line(str(exc)))
     logs.configure(settings.log_level, settings.log_format)
     if not server and "log_level" not in settings.model_fields_set:
-        logging.getLogger().setLevel(logging.ERROR)
+        # The stderr handler only: lowering the root logger would silence every other
+        # handler of the process too (an embedding program's, the tests' log capture).
+        for handler in logging.getLogger().handlers:
+            if handler.get_name() == "imas":
+                handler.setLevel(logging.ERROR)
         # slack_sdk logs every refused connection; the step's outcome line says it too.
         logging.getLogger("slack_sdk").setLevel(logging.CRITICAL)
     return settings

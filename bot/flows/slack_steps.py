@@ -171,16 +171,6 @@ def slack_post_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
         api = _api(rt, session)
         short_id = incident.short_id
         target = item.recipient or ""
-        if outbox_store.earlier_unfinished(
-            session,
-            item=item,
-            kind=OutboxKind.SLACK_POST,
-            recipient_kind=item.recipient_kind,
-            recipient=item.recipient,
-        ):
-            # Messages to one place about one incident go out in the order they were
-            # written (a retried or slow one holds back those after it, never reorders).
-            raise Defer("an earlier message to the same place is not sent yet", 0.2)
         if item.recipient_kind == "channel" and target == WAR_ROOM:
             channel = _war_room_or_wait(session, incident)
             if channel is None:

@@ -84,12 +84,6 @@ def _cases() -> list[object]:
             id="missing-driver",
         ),
         pytest.param(
-            {"IMAS_DATABASE_URL": "sqlite:///{tmp}/no/such/folder/imas.db"},
-            ["IMAS_DATABASE_URL", "{tmp}/no/such/folder", "mkdir -p"],
-            "does not exist",
-            id="sqlite-folder-missing",
-        ),
-        pytest.param(
             {"IMAS_DATABASE_URL": "sqlite:///{tmp}/a-file/imas.db"},
             ["IMAS_DATABASE_URL", "{tmp}/a-file is a file"],
             "not a folder",
@@ -148,7 +142,8 @@ def test_environment_errors_are_one_line_exit_2(
 def test_traceback_only_when_debugging(
     tmp_path: Path, args: list[str], env: dict[str, str]
 ) -> None:
-    url = f"sqlite:///{tmp_path}/missing/imas.db"
+    (tmp_path / "a-file").write_text("")
+    url = f"sqlite:///{tmp_path}/a-file/imas.db"  # a folder that cannot exist
     quiet = imas(["db", "upgrade"], tmp_path, IMAS_DATABASE_URL=url)
     loud = imas(args, tmp_path, IMAS_DATABASE_URL=url, **env)
     assert quiet.returncode == loud.returncode == 2
@@ -158,8 +153,9 @@ def test_traceback_only_when_debugging(
 
 
 def test_debug_level_from_dotenv_also_shows_the_traceback(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
     (tmp_path / ".env").write_text(
-        f"IMAS_LOG_LEVEL=DEBUG\nIMAS_DATABASE_URL=sqlite:///{tmp_path}/missing/imas.db\n"
+        f"IMAS_LOG_LEVEL=DEBUG\nIMAS_DATABASE_URL=sqlite:///{tmp_path}/a-file/imas.db\n"
     )
     result = imas(["db", "upgrade"], tmp_path)
     assert result.returncode == 2 and "Traceback" in result.stderr
@@ -327,7 +323,7 @@ def test_links_follow_imas_port_when_base_url_is_not_set(tmp_path: Path) -> None
         output = proc.communicate(timeout=HANG_GUARD_SECONDS)[0]
     origin = f"http://127.0.0.1:{port}"
     assert page["count"] == 2
-    assert page["results"][0]["url"].startswith(f"{origin}/incidents/INC-")
+    assert page["results"][0]["url"].startswith(f"{origin}/dashboard/incidents/INC-")
     assert page["next"].startswith(f"{origin}/api/v1/incidents/?")
     assert f"links use {origin}" in output
 
@@ -374,7 +370,7 @@ def test_declare_with_a_dead_slack_reports_each_step_and_exits_1(tmp_path: Path)
     lines = result.stdout.splitlines()
     assert lines[0].startswith("Incident declared: INC-")
     assert lines[0].endswith("(Redis down, SEV1_CRITICAL)")
-    assert lines[1].strip().startswith("http://127.0.0.1:3000/incidents/INC-")
+    assert lines[1].strip().startswith("http://127.0.0.1:3000/dashboard/incidents/INC-")
     steps = lines[2:]
     assert any(s.startswith("  FAILED  war room") for s in steps), steps
     assert any(
