@@ -7,7 +7,8 @@
 #   ST_MAX_EXAMPLES=100 bash bench/schemathesis_run.sh
 #   bash bench/schemathesis_run.sh --include-path-regex incidents   # extra st options
 #
-# Throw-away SQLite database, no Slack (the stand-ins are not needed: the API alone),
+# Throw-away SQLite database (or ST_DATABASE_URL: an empty PostgreSQL database), no Slack
+# (the stand-ins are not needed: the API alone),
 # loopback only. Exit status is Schemathesis's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +31,7 @@ services:
   - name: redis-prod
     owner_team: SRE Core
 YAML
-export IMAS_DATABASE_URL="sqlite:///$work/imas.db" IMAS_PORT="$port" IMAS_HOST=127.0.0.1 \
+export IMAS_DATABASE_URL="${ST_DATABASE_URL:-sqlite:///$work/imas.db}" IMAS_PORT="$port" IMAS_HOST=127.0.0.1 \
   IMAS_SECRET_KEY=schemathesis-secret IMAS_CONFIG="$work/imas.yml" IMAS_SCHEDULER_ENABLED=false \
   IMAS_WEBHOOK_TOKEN=schemathesis-webhook-token IMAS_BASE_URL="http://127.0.0.1:$port" \
   IMAS_LOG_LEVEL=WARNING

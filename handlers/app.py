@@ -138,6 +138,28 @@ class SecurityHeaders:
         await self.app(scope, receive, send_wrapper)
 
 
+class RefuseNul:
+    """ASGI middleware: 400 for a NUL character in the path or the query string.
+
+    PostgreSQL cannot hold NUL in text, so a ``%00`` reaching any query (a short id, a
+    service name, a search) would be a DataError 500 there and a miss on SQLite; refused
+    here once for every route, the same on both databases."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"")
+        ):
+            response = JSONResponse(
+                {"detail": "NUL characters are not allowed in URLs."}, status_code=400
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def docs_page(openapi_url: str) -> HTMLResponse:
     """Swagger UI (scripts from its CDN) with a CSP naming its one inline script by hash."""
     page = get_swagger_ui_html(openapi_url=openapi_url, title="IMAS - API")
@@ -248,6 +270,7 @@ def create_app(rt: Runtime) -> FastAPI:
     install_pages(app, rt)
     install_api(app, rt)
     install_web(app, rt)
+    app.add_middleware(RefuseNul)
     app.add_middleware(RequestTimer)
     app.add_middleware(SecurityHeaders, base_url=rt.settings.base_url)
     return app

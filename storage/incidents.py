@@ -57,7 +57,7 @@ def get_incident(session: Session, *, ref: str | int) -> Incident | None:
             ref = int(ref) if len(ref) <= 19 else 0
     if isinstance(ref, int):
         return session.get(Incident, ref) if 0 < ref < 2**63 else None
-    if len(ref) > 64:
+    if len(ref) > 64 or not ref.isprintable():  # PostgreSQL refuses NUL in a text query
         return None
     return session.scalar(select(Incident).where(Incident.short_id == ref.upper()))
 

@@ -11,7 +11,9 @@
   deactivated user's tokens stop working.
 * ``login``: username/password -> a new token named ``login:<username>``; failed attempts
   are rate limited per (username, client address) in memory (``LoginLimiter``) and
-  audited (``auth.login``, outcome ``denied``).
+  audited (``auth.login``, outcome ``denied``). The client address is the TCP peer;
+  ``X-Forwarded-For`` replaces it only from ``IMAS_TRUSTED_PROXIES`` (uvicorn's
+  ``forwarded_allow_ips``, set in ``handlers/server.py``).
 """
 
 from __future__ import annotations

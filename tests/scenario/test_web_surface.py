@@ -165,7 +165,7 @@ def test_odd_ids_are_404_never_500(start_server, ref):
     server = start_server()
     token = viewer_token(server)
     page = requests.get(base(server) + f"/incidents/{ref}", headers=token, timeout=10)
-    assert page.status_code == 404, page.text
+    assert page.status_code == (400 if ref == "%00" else 404), page.text
     api = requests.get(base(server) + f"/api/v1/incidents/{ref}/", headers=token, timeout=10)
     assert api.status_code in (400, 404), api.text
 
@@ -182,3 +182,27 @@ def test_page_needs_a_valid_token(start_server, tmp_path, database_url):
         assert response.status_code == 401
         assert response.headers["WWW-Authenticate"] == "Token"
         assert "Redis" not in response.text
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/incidents/?service=%00",
+        "/api/v1/incidents/?search=a%00b",
+        "/api/v1/incidents/?team=%00",
+        "/api/v1/services/?search=%00",
+        "/api/v1/alerts/?source=%00",
+        "/api/v1/audit/?actor=%00",
+        "/api/v1/incidents/INC-%00/",
+        "/incidents/%00",
+    ],
+)
+def test_nul_in_urls_is_400_on_every_database(start_server, path):
+    server = start_server()
+    with server.rt.transaction() as session:
+        token = auth_store.create_token(session, name="admin", role="admin")[1]
+    response = requests.get(
+        base(server) + path, headers={"Authorization": f"Token {token}"}, timeout=10
+    )
+    assert response.status_code == 400, response.text
+    assert_hardened(response, https=False)
