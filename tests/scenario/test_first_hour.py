@@ -441,3 +441,17 @@ alert_rules:
     }
     applied = imas(["config", "apply", "imas.yml"], tmp_path)
     assert applied.returncode == 2 and not (tmp_path / "imas.db").exists()
+
+
+def test_long_commands_say_what_they_do_on_stderr(tmp_path: Path) -> None:
+    (tmp_path / "imas.yml").write_text(CATALOG)
+    applied = imas(["config", "apply", "imas.yml"], tmp_path)
+    assert applied.returncode == 0
+    assert applied.stdout.splitlines()[-1] == "2 created, 0 updated, 0 unchanged"
+    assert applied.stderr.splitlines() == [
+        "applying imas.yml: teams (1)",
+        "applying imas.yml: services (1)",
+    ]
+    doctor = imas(["doctor"], tmp_path)
+    assert doctor.stderr.splitlines() == ["doctor: database", "doctor: google lid"]
+    assert doctor.stdout.startswith("[ok  ] database:")
