@@ -455,3 +455,16 @@ def test_long_commands_say_what_they_do_on_stderr(tmp_path: Path) -> None:
     doctor = imas(["doctor"], tmp_path)
     assert doctor.stderr.splitlines() == ["doctor: database", "doctor: google lid"]
     assert doctor.stdout.startswith("[ok  ] database:")
+
+
+def test_serve_on_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = imas(["serve"], tmp_path, IMAS_PORT=str(port))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: IMAS_HOST/IMAS_PORT (127.0.0.1:{port}): cannot listen: Address already in "
+        "use: another process listens there: stop it or choose another IMAS_PORT"
+    ]
