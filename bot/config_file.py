@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -453,9 +453,11 @@ def apply(
     *,
     actor: audit.AuditActor = audit.SYSTEM,
     source: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> ApplyReport:
     """Upsert everything in ``document`` in the caller's transaction, and audit it as
-    ``actor`` (``source``: the file applied, the audit target).
+    ``actor`` (``source``: the file applied, the audit target). ``progress`` is told the
+    section being applied (``imas config apply`` shows it).
 
     Provider targets are checked again, with this runtime's
     ``IMAS_ALLOW_PRIVATE_WEBHOOK_TARGETS``: ConfigError before anything is written."""
@@ -468,6 +470,10 @@ def apply(
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(refused))
     report = ApplyReport()
 
+    def section(name: str, items: Sequence[Any]) -> None:
+        if progress is not None and items:
+            progress(f"{name} ({len(items)})")
+
     def track(kind: str, label: str, created: bool, changed: bool) -> None:
         if created or changed:
             counts = report.counts.setdefault(kind, {"created": 0, "updated": 0, "removed": 0})
@@ -479,6 +485,7 @@ def apply(
         else:
             report.unchanged += 1
 
+    section("teams", document.teams)
     for cfg in document.teams:
         team = catalog.get_team(session, name=cfg.name)
         created = team is None
@@ -508,6 +515,7 @@ def apply(
     apply_schedules(session, document, track)
     apply_policies(session, document, track)
 
+    section("services", document.services)
     for svc in document.services:
         service = catalog.get_service(session, ref=svc.name)
         created = service is None
@@ -529,6 +537,7 @@ def apply(
         session.flush()
         track("service", f"service {svc.name}", created, changed)
 
+    section("impact_scopes", document.impact_scopes)
     for sc in document.impact_scopes:
         scope = catalog.get_scope(session, name=sc.name)
         created = scope is None
@@ -546,6 +555,7 @@ def apply(
         session.flush()
         track("impact_scope", f"impact scope {sc.name}", created, changed)
 
+    section("providers", document.providers)
     for pc in document.providers:
         row = catalog.get_provider(session, name=pc.name)
         created = row is None
@@ -599,6 +609,7 @@ def apply(
         )
         track("permissions", "permissions", False, changed)
 
+    section("alert_rules", document.alert_rules)
     for position, rule in enumerate(document.alert_rules):
         name = str(rule.get("name"))
         existing = session.query(AlertRule).filter(AlertRule.name == name).one_or_none()

@@ -3,6 +3,7 @@ services. Every check reports; none stops the others."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -24,8 +25,11 @@ class Check:
     warning: bool = False  # ok, but worth a look (does not fail ``imas doctor``)
 
 
-def run_checks(rt: Runtime) -> list[Check]:
+def run_checks(rt: Runtime, progress: Callable[[str], None] | None = None) -> list[Check]:
+    """Every check, in order; ``progress`` is told which one starts (``imas doctor``)."""
+    step = progress or (lambda _label: None)
     results: list[Check] = []
+    step("database")
     try:
         with rt.transaction() as session:
             teams = [(t.name, t.slack_channel_id) for t in catalog.list_teams(session)]
@@ -42,9 +46,11 @@ def run_checks(rt: Runtime) -> list[Check]:
             Check("slack app", True, "disabled (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET)")
         )
     if api is not None:
+        step("slack token and channels")
         results.extend(_slack_checks(api, teams))
     for row in providers:
         name = f"provider {row.name} ({row.type})"
+        step(name)
         if not row.is_active:
             results.append(Check(name, True, "inactive"))
             continue
@@ -57,6 +63,7 @@ def run_checks(rt: Runtime) -> list[Check]:
             results.append(Check(name, False, str(exc)))
     results.extend(_files_at_rest(rt))
     lid = None
+    step("google lid")
     try:
         lid = rt.lid()
     except Exception as exc:

@@ -64,13 +64,11 @@ def settings_or_exit(*, server: bool = False, **overrides: Any) -> Settings:
         fail(one_line(str(exc)))
     logs.configure(settings.log_level, settings.log_format)
     if not server and "log_level" not in settings.model_fields_set:
-        # The stderr handler only: lowering the root logger would silence every other
-        # handler of the process too (an embedding program's, the tests' log capture).
-        for handler in logging.getLogger().handlers:
+        for handler in logging.getLogger().handlers:  # our stderr handler only
             if handler.get_name() == "imas":
                 handler.setLevel(logging.ERROR)
-        # slack_sdk logs every refused connection; the step's outcome line says it too.
-        logging.getLogger("slack_sdk").setLevel(logging.CRITICAL)
+                # slack_sdk logs every refused connection; the step's outcome says it too.
+                handler.addFilter(lambda record: not record.name.startswith("slack_sdk"))
     return settings
 
 
@@ -212,12 +210,18 @@ def config_validate(path: Path) -> None:
 @click.argument("path", type=click.Path(path_type=Path))
 def config_apply(path: Path) -> None:
     from bot import config_file
+    from handlers.terminal import Progress
 
     document = _load_config(path)
     rt = runtime_or_exit()
-    with rt.transaction() as session:
+    with Progress(f"applying {path}") as progress, rt.transaction() as session:
         report = config_file.apply(
-            session, rt, document, actor=_cli_audit_actor(), source=str(path)
+            session,
+            rt,
+            document,
+            actor=_cli_audit_actor(),
+            source=str(path),
+            progress=progress.step,
         )
     click.echo(report.summary())
 
@@ -693,9 +697,11 @@ def audit_list(
 @click.option("--json", "as_json", is_flag=True)
 def doctor(as_json: bool) -> None:
     from bot.doctor import run_checks
+    from handlers.terminal import Progress
 
     rt = runtime_or_exit()
-    results = run_checks(rt)
+    with Progress("doctor") as progress:
+        results = run_checks(rt, progress.step)
     if as_json:
         click.echo(json.dumps([r.__dict__ for r in results], indent=2))
     else:
@@ -716,9 +722,12 @@ def provider() -> None:
 @click.argument("name")
 def provider_test(name: str) -> None:
     from bot.doctor import send_test
+    from handlers.terminal import Progress
 
     rt = runtime_or_exit()
-    ok, detail = send_test(rt, name)
+    with Progress("provider test") as progress:
+        progress.step(f"sending a test notification through {name}")
+        ok, detail = send_test(rt, name)
     click.echo(detail)
     sys.exit(0 if ok else 1)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import logging
 import os
@@ -100,18 +101,31 @@ class Server:
             self.scheduler.stop()
         self.worker.stop()
 
-    def listening_socket(self) -> socket.socket | None:
-        """With several web processes, each binds the port with SO_REUSEPORT and the
-        kernel spreads connections between them; None lets uvicorn bind as usual."""
+    def listening_socket(self) -> socket.socket:
+        """The listening socket, bound here so that a port in use or an address this
+        machine does not have is one ``ConfigError`` naming IMAS_HOST/IMAS_PORT. With
+        several web processes, each binds the port with SO_REUSEPORT and the kernel
+        spreads connections between them."""
+        host, port = self.settings.host, self.settings.port
         shared = self.settings.reuse_port or self.settings.web_processes > 1
-        if not shared and self.settings.port != 0:
-            return None
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if shared:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((self.settings.host, self.settings.port))
-        sock.listen(2048)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if shared:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            sock.listen(2048)
+        except OSError as exc:
+            sock.close()
+            hint = (
+                "another process listens there: stop it or choose another IMAS_PORT"
+                if exc.errno == errno.EADDRINUSE
+                else "check IMAS_HOST (an address of this machine) and IMAS_PORT"
+            )
+            raise ConfigError(
+                f"IMAS_HOST/IMAS_PORT ({host}:{port}): cannot listen: {exc.strerror or exc}: {hint}"
+            ) from exc
         sock.set_inheritable(False)
         self._follow_port(int(sock.getsockname()[1]))
         return sock
@@ -167,13 +181,17 @@ class Server:
         # Start-up objects (app, routes, models) never die: keep them out of every
         # collection so a full GC pass during a burst scans only request garbage.
         gc.freeze()
-        sock = self.listening_socket()
+        try:
+            sock = self.listening_socket()
+        except ConfigError:
+            self.rt.close()
+            raise
         siblings = self.spawn_siblings() if self.settings.web_processes > 1 else []
         self._exit_with_parent()
         self.start_workers()
         self.announce()
         try:
-            self.server.run(sockets=[sock] if sock else None)
+            self.server.run(sockets=[sock])
         finally:
             for sibling in siblings:
                 sibling.terminate()

@@ -11,6 +11,7 @@ import shutil
 import textwrap
 import unicodedata
 from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -98,3 +99,54 @@ def boxed(title: str, lines: list[str], *, width: int | None = None) -> str:
     top = f"┌─ {heading} " + "─" * max(0, inner - display_width(title) - 1) + "┐"
     rows = [f"│ {line}{' ' * (inner - display_width(line))} │" for line in body]
     return "\n".join([top, *rows, "└" + "─" * (inner + 2) + "┘"])
+
+
+class Progress:
+    """What a long command is doing, on stderr (stdout stays the command's answer): a
+    spinner with the current step on a terminal, one plain line per step otherwise.
+    ``step(label)`` says what starts now; use as a context manager."""
+
+    FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+    def __init__(self, title: str, *, tty: bool | None = None) -> None:
+        import sys
+
+        self.title = title
+        self.tty = sys.stderr.isatty() if tty is None else tty
+        self.label = ""
+        self._stop: Any = None
+        self._thread: Any = None
+
+    def __enter__(self) -> Progress:
+        if self.tty:
+            import threading
+
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._spin, name="progress", daemon=True)
+            self._thread.start()
+        return self
+
+    def _spin(self) -> None:
+        frame = 0
+        while not self._stop.wait(0.1):
+            text = f"{self.FRAMES[frame % len(self.FRAMES)]} {self.title}: {self.label}"
+            self._write("\r" + text[: columns() - 1] + "\x1b[K")
+            frame += 1
+
+    @staticmethod
+    def _write(text: str) -> None:
+        import sys
+
+        sys.stderr.write(text)  # raw: click.echo would drop the escape codes under tests
+        sys.stderr.flush()
+
+    def step(self, label: str) -> None:
+        self.label = label
+        if not self.tty:
+            click.echo(f"{self.title}: {label}", err=True)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._write("\r\x1b[K")

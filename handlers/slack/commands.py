@@ -329,7 +329,8 @@ def _doctor(rt: Runtime, body: dict[str, Any], rest: str) -> AfterAck:  # noqa: 
         checks = run_checks(rt)
         ok = all(check.ok for check in checks)
         lines = [
-            f"{'✅' if c.ok else '❌'} *{slack_escape(c.name)}*: {slack_escape(c.detail)}"
+            f"{'❌' if not c.ok else '⚠️' if c.warning else '✅'} "
+            f"*{slack_escape(c.name)}*: {slack_escape(c.detail)}"
             for c in checks
         ]
         heading = "🩺 All checks passed" if ok else "🩺 Some checks failed"

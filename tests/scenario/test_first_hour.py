@@ -362,7 +362,8 @@ def test_declare_with_a_dead_slack_reports_each_step_and_exits_1(tmp_path: Path)
     assert imas(["config", "apply", "imas.yml"], tmp_path, **env).returncode == 0
     result = imas(
         ["incident", "declare", "--title", "Redis down", "--service", "redis-prod"]
-        + ["--severity", "SEV1", "--wait", "5"],
+        # Generous: declare returns as soon as only retries are left (about a second).
+        + ["--severity", "SEV1", "--wait", str(int(HANG_GUARD_SECONDS) // 2)],
         tmp_path,
         **env,
     )
@@ -437,3 +438,30 @@ alert_rules:
     }
     applied = imas(["config", "apply", "imas.yml"], tmp_path)
     assert applied.returncode == 2 and not (tmp_path / "imas.db").exists()
+
+
+def test_long_commands_say_what_they_do_on_stderr(tmp_path: Path) -> None:
+    (tmp_path / "imas.yml").write_text(CATALOG)
+    applied = imas(["config", "apply", "imas.yml"], tmp_path)
+    assert applied.returncode == 0
+    assert applied.stdout.splitlines()[-1] == "2 created, 0 updated, 0 unchanged"
+    assert applied.stderr.splitlines() == [
+        "applying imas.yml: teams (1)",
+        "applying imas.yml: services (1)",
+    ]
+    doctor = imas(["doctor"], tmp_path)
+    assert doctor.stderr.splitlines() == ["doctor: database", "doctor: google lid"]
+    assert doctor.stdout.startswith("[ok  ] database:")
+
+
+def test_serve_on_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = imas(["serve"], tmp_path, IMAS_PORT=str(port))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: IMAS_HOST/IMAS_PORT (127.0.0.1:{port}): cannot listen: Address already in "
+        "use: another process listens there: stop it or choose another IMAS_PORT"
+    ]

@@ -31,3 +31,22 @@ def test_boxes_fit_80_columns_with_wide_characters() -> None:
     widths = {display_width(line) for line in box}
     assert widths == {max(widths)} and max(widths) <= 80
     assert display_width("🟠a") == 3 and display_width("e\u0301") == 1
+
+
+def test_progress_spins_on_a_terminal_and_clears_its_line(capsys) -> None:
+    from handlers.terminal import Progress
+    from tests.scenario.conftest import wait_until
+
+    with Progress("doctor", tty=True) as progress:
+        progress.step("database")
+        seen: list[str] = []
+
+        def spun() -> bool:
+            seen.append(capsys.readouterr().err)
+            return "doctor: database" in "".join(seen)
+
+        wait_until(spun, "a spinner frame")
+    seen.append(capsys.readouterr().err)
+    written = "".join(seen)
+    assert written.startswith("\r") and written.endswith("\r\x1b[K")
+    assert "\n" not in written  # one line, redrawn in place
