@@ -23,8 +23,11 @@ Exactly once under crashes and slow targets (issue 11):
   than the lease is not claimed a second time while it runs.
 * **Dead processes.** The same thread heartbeats this process's ``workers`` row. A row
   ``in_flight`` whose worker has not heartbeaten for ``IMAS_WORKER_DEAD_SECONDS`` is
-  claimed again by any live process, without waiting for its (long) lease; a row left by
-  a claimant without a worker row (``run_once``) is claimed again when its lease expires.
+  claimed again by any other live process, without waiting for its (long) lease; a row
+  left by a claimant without a worker row (``run_once``) is claimed again when its lease
+  expires. Heartbeats and their age are wall-clock time (``utcnow``), not ``rt.clock``
+  (which tests move to fire scheduled work): moving that clock never makes a live worker
+  look dead.
 * **Bulkhead.** Each provider (a notification provider by name; Slack's own steps —
   war rooms, posts, refreshes, archiving — as ``slack``; Google's as ``google``) may hold
   at most ``Settings.provider_budget`` workers at once: a target that hangs uses its share
@@ -58,7 +61,7 @@ from providers.base import delivery_attempt, delivery_since
 from storage import outbox as outbox_store
 from storage import workers as worker_store
 from storage.db import is_unavailable
-from storage.models import OutboxItem
+from storage.models import OutboxItem, utcnow
 
 SLACK_KINDS = frozenset(
     {
@@ -209,7 +212,7 @@ class OutboxWorker:
                 worker_id=self.worker_id,
                 host=self.host,
                 pid=os.getpid(),
-                now=self.rt.clock(),
+                now=utcnow(),  # liveness is wall-clock time, whatever rt.clock says
             )
         self._registered = True
 
@@ -241,17 +244,17 @@ class OutboxWorker:
         settings = self.rt.settings
         with self._held_lock:
             held = dict(self._held)
-        now = self.rt.clock()
+        now, wall = self.rt.clock(), utcnow()
         with self.rt.transaction() as session:
             worker_store.heartbeat(
-                session, worker_id=self.worker_id, host=self.host, pid=os.getpid(), now=now
+                session, worker_id=self.worker_id, host=self.host, pid=os.getpid(), now=wall
             )
             lost = outbox_store.renew_leases(
                 session, held=held, now=now, lease_seconds=settings.outbox_lease_seconds
             )
             worker_store.forget_dead(
                 session,
-                now=now,
+                now=wall,
                 older_than=timedelta(seconds=max(3600.0, 100 * settings.worker_dead_seconds)),
             )
         with self._held_lock:  # a row finished meanwhile is not lost: it was released
@@ -370,7 +373,7 @@ class OutboxWorker:
                 limit=limit,
                 lease_seconds=settings.outbox_lease_seconds,
                 worker_id=self.worker_id if self._registered else None,
-                live_since=self.rt.clock() - timedelta(seconds=settings.worker_dead_seconds),
+                live_since=utcnow() - timedelta(seconds=settings.worker_dead_seconds),
                 exclude=(lambda: _excluding(exclude())) if exclude is not None else None,
                 accept=accept,
             )
