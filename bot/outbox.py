@@ -23,12 +23,17 @@ Exactly once under crashes and slow targets (issue 11):
   than the lease is not claimed a second time while it runs.
 * **Dead processes.** The same thread heartbeats this process's ``workers`` row. A row
   ``in_flight`` whose worker has not heartbeaten for ``IMAS_WORKER_DEAD_SECONDS`` is
-  claimed again by any live process, without waiting for its (long) lease; a row left by
-  a claimant without a worker row (``run_once``) is claimed again when its lease expires.
+  claimed again by any other live process, without waiting for its (long) lease; a row
+  left by a claimant without a worker row (``run_once``) is claimed again when its lease
+  expires. Heartbeats and their age are wall-clock time (``utcnow``), not ``rt.clock``
+  (which tests move to fire scheduled work): moving that clock never makes a live worker
+  look dead.
 * **Bulkhead.** Each provider (a notification provider by name; Slack's own steps —
   war rooms, posts, refreshes, archiving — as ``slack``; Google's as ``google``) may hold
   at most ``Settings.provider_budget`` workers at once: a target that hangs uses its share
-  and no more, and other providers' rows are claimed past it.
+  and no more, and other providers' rows are claimed past it. Non-Slack rows together
+  hold at most ``workers - provider_budget``: however many targets hang, Slack's own steps
+  and SLACK providers' announcements always find a worker.
 
 Steps check what is already done before acting, so a row run again after a crash does
 not double its side effect.
@@ -47,7 +52,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, not_
+from sqlalchemy import ColumnElement, and_, func, not_, or_
 from sqlalchemy.orm import Session
 
 from bot.domain.errors import Defer, PermanentProviderError, ProviderError, RetryableProviderError
@@ -55,10 +60,11 @@ from bot.faults import crash_point
 from bot.outbox_kinds import OutboxKind
 from bot.runtime import Runtime
 from providers.base import delivery_attempt, delivery_since
+from storage import catalog
 from storage import outbox as outbox_store
 from storage import workers as worker_store
 from storage.db import is_unavailable
-from storage.models import OutboxItem
+from storage.models import OutboxItem, utcnow
 
 SLACK_KINDS = frozenset(
     {
@@ -102,8 +108,26 @@ def bulkhead_key(kind: str, provider_name: str | None) -> str:
     return f"kind:{kind}"
 
 
-def _excluding(keys: set[str]) -> ColumnElement[bool] | None:
-    """SQL leaving out the rows of the bulkheads in ``keys`` (those at their budget)."""
+def _only_slack(slack_providers: set[str]) -> ColumnElement[bool]:
+    """SQL keeping only Slack's rows: its own steps and notifications by SLACK providers."""
+    return or_(
+        OutboxItem.kind.in_(sorted(SLACK_KINDS)),
+        and_(
+            OutboxItem.kind == OutboxKind.NOTIFY,
+            func.coalesce(OutboxItem.provider_name, "").in_(sorted(slack_providers) or [""]),
+        ),
+    )
+
+
+def _excluding(
+    keys: set[str], *, others_full: bool = False, slack_providers: set[str] | None = None
+) -> ColumnElement[bool] | None:
+    """SQL leaving out the rows of the bulkheads in ``keys`` (those at their budget), and
+    every non-Slack row when ``others_full`` (the workers kept for Slack are all left)."""
+    if others_full:
+        only = _only_slack(slack_providers or set())
+        rest = _excluding(keys)
+        return only if rest is None else and_(only, rest)
     if not keys:
         return None
     kinds: set[str] = set()
@@ -154,6 +178,9 @@ class OutboxWorker:
         self._cond = threading.Condition()
         self._in_use: Counter[str] = Counter()
         self._total = 0
+        self._others = 0  # workers held by non-Slack rows
+        self._taken: dict[int, tuple[str, bool]] = {}  # row id -> (bulkhead key, is Slack)
+        self._slack_providers: set[str] = set()
         # Fencing: rows this worker runs (id -> claim token), and those whose lease it lost.
         self._held: dict[int, int] = {}
         self._lost: set[int] = set()
@@ -209,7 +236,7 @@ class OutboxWorker:
                 worker_id=self.worker_id,
                 host=self.host,
                 pid=os.getpid(),
-                now=self.rt.clock(),
+                now=utcnow(),  # liveness is wall-clock time, whatever rt.clock says
             )
         self._registered = True
 
@@ -241,17 +268,17 @@ class OutboxWorker:
         settings = self.rt.settings
         with self._held_lock:
             held = dict(self._held)
-        now = self.rt.clock()
+        now, wall = self.rt.clock(), utcnow()
         with self.rt.transaction() as session:
             worker_store.heartbeat(
-                session, worker_id=self.worker_id, host=self.host, pid=os.getpid(), now=now
+                session, worker_id=self.worker_id, host=self.host, pid=os.getpid(), now=wall
             )
             lost = outbox_store.renew_leases(
                 session, held=held, now=now, lease_seconds=settings.outbox_lease_seconds
             )
             worker_store.forget_dead(
                 session,
-                now=now,
+                now=wall,
                 older_than=timedelta(seconds=max(3600.0, 100 * settings.worker_dead_seconds)),
             )
         with self._held_lock:  # a row finished meanwhile is not lost: it was released
@@ -282,30 +309,52 @@ class OutboxWorker:
                 self.rt.outbox_wake.wait(self.rt.settings.outbox_poll_seconds)
                 self.rt.outbox_wake.clear()
 
-    def _saturated(self) -> set[str]:
+    @property
+    def others_cap(self) -> int:
+        """Workers non-Slack rows may hold together: Slack always keeps its budget."""
+        settings = self.rt.settings
+        return max(1, settings.outbox_workers - settings.provider_budget)
+
+    def _is_slack(self, key: str) -> bool:
+        if key == "slack":
+            return True
+        return (
+            key.startswith("provider:") and key.removeprefix("provider:") in self._slack_providers
+        )
+
+    def _exclusion(self) -> ColumnElement[bool] | None:
         budget = self.rt.settings.provider_budget
         with self._cond:
-            return {key for key, n in self._in_use.items() if n >= budget}
+            saturated = {key for key, n in self._in_use.items() if n >= budget}
+            others_full = self._others >= self.others_cap
+        return _excluding(saturated, others_full=others_full, slack_providers=self._slack_providers)
 
     def _take(self, item: OutboxItem) -> bool:
-        """Reserve a worker for ``item`` within its provider's budget (bulkhead)."""
+        """Reserve a worker for ``item`` within its provider's budget (bulkhead), keeping
+        Slack's budget free of other providers' rows."""
         key = bulkhead_key(item.kind, item.provider_name)
+        slack = self._is_slack(key)
         with self._cond:
             if self._total >= self.rt.settings.outbox_workers:
                 return False
             if self._in_use[key] >= self.rt.settings.provider_budget:
                 return False
+            if not slack and self._others >= self.others_cap:
+                return False
             self._in_use[key] += 1
             self._total += 1
+            self._others += 0 if slack else 1
+            self._taken[item.id] = (key, slack)
             return True
 
-    def _give_back(self, kind: str, provider_name: str | None) -> None:
-        key = bulkhead_key(kind, provider_name)
+    def _give_back(self, item: OutboxItem) -> None:
         with self._cond:
+            key, slack = self._taken.pop(item.id)
             self._in_use[key] -= 1
             if self._in_use[key] <= 0:
                 del self._in_use[key]
             self._total -= 1
+            self._others -= 0 if slack else 1
             self._cond.notify_all()
 
     def in_use(self) -> dict[str, int]:
@@ -330,10 +379,10 @@ class OutboxWorker:
             return False
 
         try:
-            items = self.claim(limit=free, accept=accept, exclude=self._saturated)
+            items = self.claim(limit=free, accept=accept, exclude=self._exclusion)
         except Exception:
             for item in taken:
-                self._give_back(item.kind, item.provider_name)
+                self._give_back(item)
             raise
         assert self._pool is not None
         for item in items:
@@ -349,7 +398,7 @@ class OutboxWorker:
                 self._release(item)
                 log.warning("outbox %s #%s: lease lost before it ran", item.kind, item.id)
         finally:
-            self._give_back(item.kind, item.provider_name)
+            self._give_back(item)
             self.rt.outbox_wake.set()
 
     # -- one row -----------------------------------------------------------------------
@@ -360,18 +409,22 @@ class OutboxWorker:
         limit: int,
         now: datetime | None = None,
         accept: Callable[[OutboxItem], bool] | None = None,
-        exclude: Callable[[], set[str]] | None = None,
+        exclude: Callable[[], ColumnElement[bool] | None] | None = None,
     ) -> list[OutboxItem]:
         settings = self.rt.settings
         with self.rt.transaction() as session:
+            if exclude is not None:  # which providers are Slack (their rows use its budget)
+                self._slack_providers = {
+                    row.name for row in catalog.list_providers(session) if row.type == "SLACK"
+                }
             items = outbox_store.claim_due(
                 session,
                 now=now or self.rt.clock(),
                 limit=limit,
                 lease_seconds=settings.outbox_lease_seconds,
                 worker_id=self.worker_id if self._registered else None,
-                live_since=self.rt.clock() - timedelta(seconds=settings.worker_dead_seconds),
-                exclude=(lambda: _excluding(exclude())) if exclude is not None else None,
+                live_since=utcnow() - timedelta(seconds=settings.worker_dead_seconds),
+                exclude=exclude,
                 accept=accept,
             )
             for item in items:

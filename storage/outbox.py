@@ -78,9 +78,19 @@ def claim_due(
     picks among the candidates (the caller's bulkhead); rows it refuses stay due.
     The caller must commit promptly.
     """
+    # A worker knows it is alive: it never reclaims a row it is running itself (its lease
+    # may look expired after a clock jump or a late renewal; it is still being run).
+    not_ours = (
+        or_(OutboxItem.claimed_by.is_(None), OutboxItem.claimed_by != worker_id)
+        if worker_id is not None
+        else None
+    )
+    expired = [OutboxItem.state == "in_flight", OutboxItem.lease_until < now]
+    if not_ours is not None:
+        expired.append(not_ours)
     conditions = [
         and_(OutboxItem.state.in_(("pending", "failed")), OutboxItem.next_attempt_at <= now),
-        and_(OutboxItem.state == "in_flight", OutboxItem.lease_until < now),
+        and_(*expired),
     ]
     if live_since is not None:
         alive = (
@@ -88,13 +98,10 @@ def claim_due(
             .where(Worker.id == OutboxItem.claimed_by, Worker.heartbeat_at >= live_since)
             .exists()
         )
-        conditions.append(
-            and_(
-                OutboxItem.state == "in_flight",
-                OutboxItem.claimed_by.is_not(None),
-                ~alive,
-            )
-        )
+        dead_claim = [OutboxItem.state == "in_flight", OutboxItem.claimed_by.is_not(None), ~alive]
+        if worker_id is not None:
+            dead_claim.append(OutboxItem.claimed_by != worker_id)
+        conditions.append(and_(*dead_claim))
     query = select(OutboxItem).where(or_(*conditions))
     extra = exclude() if exclude is not None else None
     if extra is not None:

@@ -8,12 +8,13 @@ import threading
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
 from bot.domain.errors import Defer, PermanentProviderError, RetryableProviderError
 from bot.outbox import OutboxWorker, backoff_seconds
 from bot.runtime import Runtime
 from storage import outbox as store
-from storage.models import OutboxItem, utcnow
+from storage.models import OutboxItem, Worker, utcnow
 from tests.scenario.conftest import wait_until
 
 
@@ -195,11 +196,33 @@ def test_rows_of_a_dead_worker_are_reclaimed_before_their_lease_expires(make_set
     live = OutboxWorker(rt, steps=dead.steps)
     live.register()
     assert live.run_once() == 0  # its claimant is alive: left alone
-    rt.clock = lambda: utcnow() + timedelta(seconds=rt.settings.worker_dead_seconds + 1)
-    live.heartbeat_once()  # the live worker heartbeats; the dead one has stopped
+    with rt.transaction() as session:  # the dead one's last heartbeat is now too old
+        session.execute(
+            update(Worker)
+            .where(Worker.id == dead.worker_id)
+            .values(heartbeat_at=utcnow() - timedelta(seconds=rt.settings.worker_dead_seconds + 1))
+        )
     assert row(rt).lease_until > rt.clock()  # the lease has not expired...
     assert live.run_once() == 1  # ...yet the row is claimed again, by the live worker
     item = row(rt)
     assert item.state == "done" and item.claimed_by == live.worker_id and calls == [2]
     dead.process(held)  # should the "dead" process still finish: nothing recorded
     assert row(rt).result == {"run": 1}
+
+
+def test_a_live_worker_never_reclaims_its_own_rows(make_settings):
+    """Moving the runtime's clock (as tests do to fire scheduled work) or a late heartbeat
+    must not make a worker re-run what it is running itself."""
+    rt, worker, calls = run(make_settings, lambda n: {"run": n})
+    worker.register()
+    [held] = worker.claim(limit=1)
+    with rt.transaction() as session:
+        session.execute(
+            update(Worker)
+            .where(Worker.id == worker.worker_id)
+            .values(heartbeat_at=utcnow() - timedelta(hours=1))
+        )
+    rt.clock = lambda: utcnow() + timedelta(minutes=31)
+    assert worker.claim(limit=10) == []
+    worker.process(held)
+    assert row(rt).state == "done" and calls == [1]
