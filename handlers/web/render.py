@@ -66,6 +66,13 @@ def between(start: object, end: object) -> float | None:
     return max(0.0, (last - first).total_seconds())
 
 
+def safe_url(value: object) -> str:
+    """``value`` when it is an http(s) URL, else "" (no ``javascript:`` or ``data:`` links
+    from configuration or provider answers)."""
+    text = str(value or "").strip()
+    return text if text.lower().startswith(("https://", "http://")) else ""
+
+
 def severity_class(severity: object) -> str:
     return "sev-" + str(severity or "").split("_", 1)[0].lower()
 
@@ -86,6 +93,7 @@ def _environment() -> Environment:
         duration=human_duration,
         sev_class=severity_class,
         status_class=status_class,
+        safe_url=safe_url,
     )
     env.globals.update(between=between)
     return env

@@ -369,3 +369,14 @@ def test_configuration_is_read_only_for_managers_with_secrets_masked(web: Api) -
     )
     api_client_as(web, "responder")
     assert web.client.get("/dashboard/config/").status_code == 403
+
+
+def test_links_from_configuration_are_http_only(web: Api) -> None:
+    from storage.models import Service
+
+    with web.rt.transaction() as session:
+        service = session.scalars(select(Service).where(Service.name == "redis-prod")).one()
+        service.runbook_url = "javascript:alert(1)"
+    token = sign_in(web, "admin")
+    page = web.client.get(declare(web, token).headers["location"])
+    assert "javascript:" not in page.text and "Runbook" not in page.text
