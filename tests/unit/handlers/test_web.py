@@ -380,3 +380,14 @@ def test_links_from_configuration_are_http_only(web: Api) -> None:
     token = sign_in(web, "admin")
     page = web.client.get(declare(web, token).headers["location"])
     assert "javascript:" not in page.text and "Runbook" not in page.text
+
+
+def test_timeline_messages_show_slack_references_as_text() -> None:
+    from handlers.web.render import ENV, slack_plain
+
+    assert slack_plain("War room <#C0ROOM123> created") == "War room #C0ROOM123 created"
+    assert slack_plain("Paged <@U0ONCALL1|oncall>") == "Paged @oncall"
+    assert slack_plain("See <https://docs.example.com/x|the LID>") == "See the LID"
+    assert slack_plain("a <b> note") == "a <b> note"  # typed text is left as typed
+    rendered = ENV.from_string("{{ m|slack_plain }}").render(m="<script>alert(1)</script>")
+    assert "<script>" not in rendered
