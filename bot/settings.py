@@ -99,6 +99,14 @@ class Settings(BaseSettings):
     oidc_role_map: str = Field("", validation_alias="IMAS_OIDC_ROLE_MAP")
     oidc_default_role: str | None = Field(None, validation_alias="IMAS_OIDC_DEFAULT_ROLE")
     oidc_label: str = Field("single sign-on", validation_alias="IMAS_OIDC_LABEL")
+    # Dashboard sign-in by a trusted authenticating proxy (oauth2-proxy style): the user
+    # and groups headers are believed only from these addresses/networks (comma list);
+    # groups map to roles through IMAS_OIDC_ROLE_MAP / IMAS_OIDC_DEFAULT_ROLE.
+    trusted_proxies: str = Field("", validation_alias="IMAS_TRUSTED_PROXIES")
+    proxy_user_header: str = Field("X-Forwarded-Email", validation_alias="IMAS_PROXY_USER_HEADER")
+    proxy_groups_header: str = Field(
+        "X-Forwarded-Groups", validation_alias="IMAS_PROXY_GROUPS_HEADER"
+    )
 
     @field_validator("slack_api_url")
     @classmethod

@@ -53,14 +53,10 @@ class OidcConfig:
     redirect_uri: str
 
 
-def config_of(settings: Settings) -> OidcConfig | None:
-    """The OIDC configuration, None when ``IMAS_OIDC_ISSUER`` is unset. ConfigError for a
-    half or invalid configuration (``imas serve`` refuses to start)."""
-    if not settings.oidc_issuer:
-        return None
+def role_mapping(settings: Settings) -> tuple[dict[str, AccessRole], AccessRole | None]:
+    """``IMAS_OIDC_ROLE_MAP`` and ``IMAS_OIDC_DEFAULT_ROLE``, parsed (ConfigError when
+    invalid); shared by single sign-on and the trusted proxy."""
     problems = []
-    if not settings.oidc_client_id:
-        problems.append("IMAS_OIDC_CLIENT_ID is required with IMAS_OIDC_ISSUER")
     role_map: dict[str, AccessRole] = {}
     for item in filter(None, (part.strip() for part in settings.oidc_role_map.split(","))):
         value, sep, role = item.rpartition("=")
@@ -78,6 +74,19 @@ def config_of(settings: Settings) -> OidcConfig | None:
             problems.append(f"IMAS_OIDC_DEFAULT_ROLE: {exc.message}")
     if problems:
         raise ConfigError("invalid settings:\n  - " + "\n  - ".join(problems))
+    return role_map, default
+
+
+def config_of(settings: Settings) -> OidcConfig | None:
+    """The OIDC configuration, None when ``IMAS_OIDC_ISSUER`` is unset. ConfigError for a
+    half or invalid configuration (``imas serve`` refuses to start)."""
+    if not settings.oidc_issuer:
+        return None
+    if not settings.oidc_client_id:
+        raise ConfigError(
+            "invalid settings:\n  - IMAS_OIDC_CLIENT_ID is required with IMAS_OIDC_ISSUER"
+        )
+    role_map, default = role_mapping(settings)
     return OidcConfig(
         issuer=settings.oidc_issuer.rstrip("/"),
         client_id=str(settings.oidc_client_id),

@@ -3,6 +3,7 @@ autoescaped), the filters the templates use, and the security headers of every p
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -66,6 +67,28 @@ def between(start: object, end: object) -> float | None:
     return max(0.0, (last - first).total_seconds())
 
 
+def safe_url(value: object) -> str:
+    """``value`` when it is an http(s) URL, else "" (no ``javascript:`` or ``data:`` links
+    from configuration or provider answers)."""
+    text = str(value or "").strip()
+    return text if text.lower().startswith(("https://", "http://")) else ""
+
+
+# Only what IMAS itself writes into timeline messages: channel and user references and
+# labelled links. Anything else (a note with "<b>" in it) is left as typed.
+_SLACK_REF = re.compile(r"<([#@][CGUW][A-Z0-9]{2,})(?:\|([^<>]*))?>")
+_SLACK_LINK = re.compile(r"<(https?://[^<>|\s]+)\|([^<>]+)>")
+
+
+def slack_plain(value: object) -> str:
+    """Slack references in a timeline message as plain text for the page: ``<#C123>`` ->
+    ``#C123``, ``<@U123|ann>`` -> ``@ann``, ``<https://x|label>`` -> ``label``."""
+    text = _SLACK_REF.sub(
+        lambda m: m.group(1)[0] + m.group(2) if m.group(2) else m.group(1), str(value or "")
+    )
+    return _SLACK_LINK.sub(lambda m: m.group(2), text)
+
+
 def severity_class(severity: object) -> str:
     return "sev-" + str(severity or "").split("_", 1)[0].lower()
 
@@ -86,6 +109,8 @@ def _environment() -> Environment:
         duration=human_duration,
         sev_class=severity_class,
         status_class=status_class,
+        safe_url=safe_url,
+        slack_plain=slack_plain,
     )
     env.globals.update(between=between)
     return env

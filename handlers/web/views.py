@@ -49,6 +49,7 @@ from handlers.web.auth import (
 )
 from handlers.web.auth import load_user as load_web_user
 from handlers.web.auth import sign_in as sign_in_user
+from handlers.web.proxy import TrustedProxy
 from handlers.web.render import PAGE_HEADERS, render
 from storage import catalog
 from storage.incidents import IncidentFilter
@@ -141,8 +142,22 @@ def install(app: FastAPI, rt: Runtime) -> None:
     limiter = LoginLimiter()
     oidc_config = oidc_flow.config_of(rt.settings)
     oidc = oidc_flow.OidcClient(rt, oidc_config) if oidc_config else None
+    role_map, default_role = oidc_flow.role_mapping(rt.settings)
+    proxy = TrustedProxy.from_settings(rt.settings, role_map, default_role)
 
     async def current_user(request: Request) -> WebUser | None:
+        if proxy is not None:
+            vouched = proxy.identity(
+                request.client.host if request.client else None,
+                {k.lower(): v for k, v in request.headers.items()},
+            )
+            if vouched is not None:
+                return WebUser(
+                    username=vouched.username,
+                    role=vouched.role,
+                    email=vouched.email,
+                    ref=f"user:proxy:{vouched.username}",
+                )
         federated = request.session.get("oidc")
         if isinstance(federated, dict) and oidc is not None:
             try:
@@ -150,7 +165,7 @@ def install(app: FastAPI, rt: Runtime) -> None:
                     username=str(federated["username"]),
                     role=AccessRole(federated["role"]),
                     email=federated.get("email"),
-                    ref=f"oidc:{federated['sub']}",
+                    ref=f"user:oidc:{federated['sub']}",
                 )
             except (KeyError, ValueError):
                 request.session.clear()

@@ -89,6 +89,17 @@ def test_the_wheel_ships_the_migrations(wheel_names: set[str]) -> None:
     assert versions <= wheel_names
 
 
+def test_the_wheel_ships_the_dashboard_assets(wheel_names: set[str]) -> None:
+    shipped = {
+        f"handlers/web/{path.relative_to(ROOT / 'handlers' / 'web').as_posix()}"
+        for pattern in ("templates/*.html", "static/*")
+        for path in (ROOT / "handlers" / "web").glob(pattern)
+    }
+    assert "handlers/web/templates/create.html" in shipped
+    assert "handlers/web/static/app.js" in shipped
+    assert shipped <= wheel_names
+
+
 def test_the_wheel_declares_the_cli_and_does_not_require_the_stand_ins(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         (dist_info,) = {name.split("/")[0] for name in archive.namelist() if ".dist-info/" in name}

@@ -369,3 +369,25 @@ def test_configuration_is_read_only_for_managers_with_secrets_masked(web: Api) -
     )
     api_client_as(web, "responder")
     assert web.client.get("/dashboard/config/").status_code == 403
+
+
+def test_links_from_configuration_are_http_only(web: Api) -> None:
+    from storage.models import Service
+
+    with web.rt.transaction() as session:
+        service = session.scalars(select(Service).where(Service.name == "redis-prod")).one()
+        service.runbook_url = "javascript:alert(1)"
+    token = sign_in(web, "admin")
+    page = web.client.get(declare(web, token).headers["location"])
+    assert "javascript:" not in page.text and "Runbook" not in page.text
+
+
+def test_timeline_messages_show_slack_references_as_text() -> None:
+    from handlers.web.render import ENV, slack_plain
+
+    assert slack_plain("War room <#C0ROOM123> created") == "War room #C0ROOM123 created"
+    assert slack_plain("Paged <@U0ONCALL1|oncall>") == "Paged @oncall"
+    assert slack_plain("See <https://docs.example.com/x|the LID>") == "See the LID"
+    assert slack_plain("a <b> note") == "a <b> note"  # typed text is left as typed
+    rendered = ENV.from_string("{{ m|slack_plain }}").render(m="<script>alert(1)</script>")
+    assert "<script>" not in rendered

@@ -89,7 +89,11 @@ def test_sign_in_maps_a_claim_to_a_role(sso: Api, issuer: OidcIssuer) -> None:
             "web",
         )
         declare_row = next(r for r in rows if r.action == "incident.declare")
-        assert declare_row.actor == "grace@example.com"
+        assert (declare_row.actor, declare_row.actor_kind, declare_row.actor_ref) == (
+            "grace@example.com",
+            "api_user",
+            "user:oidc:u-1001",
+        )
     # The client authenticated at the token endpoint and fetched the keys through the guard.
     assert ("POST", "/token") in issuer.requests and ("GET", "/jwks") in issuer.requests
 
