@@ -40,6 +40,12 @@ def test_oncall_commands_override_and_page(running):  # noqa: F811
     for text in (slack.slash("", command="/oncall").text, slack.slash("oncall SRE Core").text):
         assert f"*SRE Core*: <@{BOB}> until <!date^" in text
 
+    # App Home shows who is on call too.
+    slack.event({"type": "app_home_opened", "user": ALICE, "channel": "D0ALICE01", "tab": "home"})
+    wait_until(lambda: ALICE in fake.home_views, message="Alice's home")
+    home = str(fake.home_views[ALICE]["blocks"])
+    assert "*On call*" in home and f"*SRE Core*: <@{BOB}>" in home
+
     # Paging the team reaches Bob, not the static current_on_call.
     declare(slack, fake)
     data = settled(server)
