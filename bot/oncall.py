@@ -27,9 +27,9 @@ spec (:class:`ScheduleSpec`, the ``schedules:`` entries of the config file) via
 
 from __future__ import annotations
 
+import heapq
 import json
 import re
-from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property, lru_cache
@@ -436,15 +436,23 @@ def shifts(schedule: Schedule, start: datetime, end: datetime) -> list[Shift]:
             pieces.append(_Piece(a, b, override.person, "override", top + offset))
     bounds = sorted({start, end, *(p.start for p in pieces), *(p.end for p in pieces)})
     starts = sorted(pieces, key=lambda p: p.start)
-    keys = [p.start for p in starts]
+    # Sweep: a heap of the pieces begun so far, highest rank on top; a piece that has
+    # ended is dropped when it reaches the top (pieces of one rank never overlap).
+    active: list[tuple[int, int, _Piece]] = []
+    next_piece = 0
     out: list[Shift] = []
     for lo, hi in zip(bounds, bounds[1:], strict=False):
         if lo >= end:
             break
-        candidates = [p for p in starts[: bisect_right(keys, lo)] if p.end > lo]
-        if not candidates:
+        while next_piece < len(starts) and starts[next_piece].start <= lo:
+            piece = starts[next_piece]
+            heapq.heappush(active, (-piece.rank, next_piece, piece))
+            next_piece += 1
+        while active and active[0][2].end <= lo:
+            heapq.heappop(active)
+        if not active:
             continue
-        best = max(candidates, key=lambda p: p.rank)
+        best = active[0][2]
         last = out[-1] if out else None
         if last and last.end == lo and last.person == best.person and last.layer == best.layer:
             out[-1] = Shift(last.person, last.start, hi, last.layer)

@@ -215,6 +215,32 @@ def schedule_shifts(
         return name, [(shift, labels[shift.person]) for shift in found]
 
 
+def person_shifts(
+    rt: Runtime, *, actor: Actor, person: str, start: datetime, end: datetime
+) -> tuple[str, list[tuple[Shift, str]]]:
+    """A person's shifts over [start, end) across every team and schedule, each with the
+    team (or team-less schedule) name. For the per-person calendar feed."""
+    with rt.reading() as session:
+        _require(session, actor, Action.VIEW)
+        found = catalog.get_person(session, ref=person.strip())
+        if found is None:
+            raise NotFoundError(f"No person {person!r}.", field="person")
+        refs = {r.lower() for r in (found.slack_user_id, found.email) if r}
+        out: list[tuple[Shift, str]] = []
+        sources: list[tuple[Schedule | None, Team | None, str]] = [
+            (schedule_of(session, team), team, team.name) for team in catalog.list_teams(session)
+        ]
+        sources += [
+            (row, None, row.name)
+            for row in session.scalars(select(Schedule).where(Schedule.team_id.is_(None)))
+        ]
+        for row, team, name in sources:
+            schedule = compiled(session, row, team=team, since=start)
+            out += [(s, name) for s in shifts(schedule, start, end) if s.person.lower() in refs]
+        out.sort(key=lambda item: (item[0].start, item[1]))
+        return found.label, out
+
+
 def gap_report(
     session: Session, start: datetime, end: datetime
 ) -> list[tuple[str, list[tuple[datetime, datetime]]]]:

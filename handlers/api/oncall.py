@@ -7,6 +7,7 @@ GET  /api/v1/oncall/?team=&at=                     viewer     who is on call (ev
                                                               one), at ``at`` (default now)
 POST /api/v1/oncall/overrides/                     responder  201 the override (audited)
 GET  /api/v1/oncall/{schedule}/calendar.ics        viewer     iCalendar feed, next 90 days
+GET  /api/v1/oncall/people/{person}/calendar.ics   viewer     one person's shifts, every team
 =================================================  =========  ================================
 
 The calendar feed is meant for Google Calendar or Outlook "subscribe from URL", which
@@ -14,7 +15,8 @@ cannot send an ``Authorization`` header: it also accepts the API token in the qu
 string, ``?token=...``. Use a dedicated **viewer** token for it (``imas token create
 --role viewer``): whoever has the URL can read the schedule until the token is revoked.
 Access logs are off (``handlers.server``), so the token is not written to logs.
-``{schedule}`` is a schedule name or a team name (its schedule, or its current_on_call).
+``{schedule}`` is a schedule name or a team name (its schedule, or its current_on_call);
+``{person}`` a Slack user id or an e-mail (events are named after the team).
 """
 
 from __future__ import annotations
@@ -66,12 +68,12 @@ def calendar(name: str, found: list[tuple[Shift, str]], now: datetime) -> bytes:
     cal.add("x-wr-calname", f"On call: {name}")
     for shift, label in found:
         event = Event()
-        event.add("uid", f"{name}-{int(shift.start.timestamp())}-{shift.person}@imas")
+        event.add("uid", f"{name}-{label}-{int(shift.start.timestamp())}-{shift.person}@imas")
         event.add("dtstamp", now)
         event.add("dtstart", shift.start)
         event.add("dtend", shift.end)
         event.add("summary", f"On call: {label}")
-        event.add("description", f"{label} ({shift.person}) on call for {name} ({shift.layer})")
+        event.add("description", f"{shift.person} on call ({name}: {label}, layer {shift.layer})")
         cal.add_component(event)
     return bytes(cal.to_ical())
 
@@ -148,5 +150,33 @@ def build_router(rt: Runtime) -> APIRouter:
             end=now + timedelta(days=CALENDAR_DAYS),
         )
         return Response(calendar(name, found, now), media_type="text/calendar; charset=utf-8")
+
+    @router.get(
+        "/api/v1/oncall/people/{person}/calendar.ics",
+        tags=["oncall"],
+        response_class=Response,
+        responses={200: {"content": {"text/calendar": {}}}},
+    )
+    def person_calendar_feed(
+        person: str,
+        token: Annotated[
+            str | None, Query(max_length=200, description="API token (viewer), for subscriptions")
+        ] = None,
+        authorization: str | None = Security(authorization_header),
+    ) -> Response:
+        """One person's on-call shifts, every team, for the next 90 days (iCalendar)."""
+        if len(person) > 320:
+            raise InputError("person: too long", field="person")
+        secret = token if token else credentials(authorization)
+        principal = check_role(authenticate_token(rt, secret), "viewer")
+        now = rt.clock()
+        label, found = oncall.person_shifts(
+            rt,
+            actor=principal.actor("calendar"),
+            person=person,
+            start=now,
+            end=now + timedelta(days=CALENDAR_DAYS),
+        )
+        return Response(calendar(label, found, now), media_type="text/calendar; charset=utf-8")
 
     return router

@@ -14,10 +14,13 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.domain.actor import Actor
+from bot.domain.errors import ImasError
 from bot.flows import incidents
 from bot.runtime import Runtime
+from handlers.slack import oncall as slack_oncall
 from handlers.slack.common import in_background
 from providers.slack_blocks import HOME_DECLARE_ACTION, declare_modal, home_view
+from providers.text import slack_truncate
 from storage import catalog
 
 MAX_LISTED = 60
@@ -26,7 +29,18 @@ MAX_LISTED = 60
 def build_home(rt: Runtime, user_id: str) -> dict[str, Any]:
     actor = Actor(label=user_id, source="slack", slack_user_id=user_id, via="home")
     mine, others = incidents.home_lists(rt, actor=actor, limit=MAX_LISTED)
-    return home_view(mine, others)
+    view = home_view(mine, others)
+    # Who is on call now, per team (the schedule engine), at the end of the tab.
+    try:
+        oncall_text = slack_oncall.answer(rt, {"user_id": user_id}, "")
+    except ImasError:
+        return view
+    view["blocks"] = [
+        *view["blocks"][:97],
+        {"type": "divider"},
+        {"type": "section", "text": {"type": "mrkdwn", "text": slack_truncate(oncall_text, 3000)}},
+    ]
+    return view
 
 
 def open_declare(

@@ -182,3 +182,29 @@ def test_calendar_feed_access(oncall_api, path, params, status):
     response = oncall_api.client.get(path, params=params)
     assert response.status_code == status
     assert oncall_api.tokens["viewer"] not in response.text
+
+
+def test_person_calendar_feed(oncall_api):
+    api = oncall_api
+    response = api.client.get(
+        "/api/v1/oncall/people/alice@example.com/calendar.ics",
+        params={"token": api.tokens["viewer"]},
+    )
+    assert response.status_code == 200, response.text
+    events = list(Calendar.from_ical(response.content).walk("VEVENT"))
+    assert events and {str(e.get("summary")) for e in events} == {"On call: SRE Core"}
+    end = NOW + timedelta(days=90)
+    with api.rt.transaction() as session:
+        team = catalog.get_team(session, name="SRE Core")
+        row = oncall_flow.schedule_of(session, team)
+        expected = [
+            (s.start, s.end)
+            for s in shifts(oncall_flow.compiled(session, row, team=team), NOW, end)
+            if s.person == "alice@example.com"
+        ]
+    assert [(e.decoded("dtstart"), e.decoded("dtend")) for e in events] == expected
+    unknown = api.client.get(
+        "/api/v1/oncall/people/nobody@example.com/calendar.ics",
+        params={"token": api.tokens["viewer"]},
+    )
+    assert unknown.status_code == 404
