@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.domain.actor import Actor
-from bot.domain.errors import InputError
+from bot.domain.errors import ConflictError, InputError, NotFoundError
 from bot.flows import lifecycle
 from bot.runtime import Runtime
 from storage import catalog
@@ -96,3 +96,30 @@ def followup_json(item: FollowUp) -> dict[str, object]:
         "created_by": item.created_by,
         "created_at": item.created_at.isoformat() if item.created_at else None,
     }
+
+
+def complete(
+    session: Session, rt: Runtime, *, incident: Incident, followup_id: int, actor: Actor
+) -> FollowUp:
+    """Mark follow-up ``followup_id`` of ``incident`` done (ConflictError if it is)."""
+    item = session.get(FollowUp, followup_id)
+    if item is None or item.incident_id != incident.id:
+        raise NotFoundError(
+            f"No follow-up #{followup_id} on {incident.short_id}.", field="followup"
+        )
+    if item.state == "done":
+        raise ConflictError(f"Follow-up #{followup_id} is already done.")
+    item.state = "done"
+    item.done_at = rt.clock()
+    event = incident_store.add_event(
+        session,
+        incident=incident,
+        type="FOLLOWUP_DONE",
+        message=f"Follow-up #{item.id} done: {item.title}",
+        actor=actor.label,
+        source=actor.origin,
+        data={"followup": item.id},
+    )
+    session.flush()
+    lifecycle._after_change(session, rt, incident, event, None, actor)
+    return item

@@ -370,6 +370,48 @@ def add_followup(
     )
 
 
+def complete_followup(
+    rt: Runtime,
+    *,
+    actor: Actor,
+    followup_id: int,
+    ref: str | int | None = None,
+    channel_id: str | None = None,
+) -> Outcome:
+    """Mark a follow-up done. ``data``: the follow-up."""
+    from bot.flows import action_items
+
+    def change(session: Session, incident: Incident) -> _Change:
+        item = action_items.complete(
+            session, rt, incident=incident, followup_id=followup_id, actor=actor
+        )
+        return _Change(f"Follow-up #{item.id} is done.", action_items.followup_json(item))
+
+    return _act(
+        rt,
+        actor=actor,
+        action=Action.NOTE,
+        ref=ref,
+        channel_id=channel_id,
+        change=change,
+        audit_name="incident.followup_done",
+    )
+
+
+def list_followups(
+    rt: Runtime, *, actor: Actor, ref: str | int | None = None, channel_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The incident's follow-ups, oldest first, if the incident is visible."""
+    from bot.flows import action_items
+
+    with rt.reading() as session:
+        incident = lookup(session, ref=ref, channel_id=channel_id)
+        _require_read(session, actor, incident, ref)
+        return [
+            action_items.followup_json(f) for f in action_items.of_incident(session, incident.id)
+        ]
+
+
 def post_update(
     rt: Runtime,
     *,

@@ -21,7 +21,7 @@ from bot.flows.declare import DeclareInput, declare
 from bot.runtime import Runtime
 from handlers.api.auth import Principal
 from handlers.api.pages import PageParams
-from handlers.api.schemas import IncidentCreate, IncidentPatch
+from handlers.api.schemas import FollowUpIn, IncidentCreate, IncidentPatch
 from storage import alerts as alert_store
 from storage import catalog
 from storage import incidents as incident_store
@@ -107,6 +107,31 @@ def list_incidents(
 
 def get_incident(rt: Runtime, principal: Principal, ref: str) -> dict[str, Any]:
     return incidents.show(rt, actor=principal.actor(via="rest"), ref=_ref(ref), detail=True)
+
+
+def list_followups(rt: Runtime, principal: Principal, ref: str) -> list[dict[str, Any]]:
+    return incidents.list_followups(rt, actor=principal.actor(via="rest"), ref=_ref(ref))
+
+
+def add_followup(rt: Runtime, principal: Principal, ref: str, body: FollowUpIn) -> dict[str, Any]:
+    outcome = incidents.add_followup(
+        rt,
+        actor=principal.actor(via="rest"),
+        ref=_ref(ref),
+        title=body.title,
+        owner=body.owner or None,
+        due=body.due_date or None,
+    )
+    return dict(outcome.data)
+
+
+def complete_followup(
+    rt: Runtime, principal: Principal, ref: str, followup_id: int
+) -> dict[str, Any]:
+    outcome = incidents.complete_followup(
+        rt, actor=principal.actor(via="rest"), ref=_ref(ref), followup_id=followup_id
+    )
+    return dict(outcome.data)
 
 
 def get_postmortem(rt: Runtime, principal: Principal, ref: str) -> tuple[str, str]:

@@ -21,6 +21,9 @@ POST /api/v1/incidents/{ref}/reopen/     manager    idem
 POST /api/v1/incidents/{ref}/notes/      responder  201 timeline event
 GET  /api/v1/incidents/{ref}/timeline/   viewer     page of timeline events
 GET  /api/v1/incidents/{ref}/postmortem/ viewer     post-mortem draft (text/markdown)
+GET  /api/v1/incidents/{ref}/followups/  viewer     the incident's follow-up actions
+POST /api/v1/incidents/{ref}/followups/  responder  201 follow-up (title, owner, due_date)
+POST .../followups/{id}/done/            responder  follow-up; 409 already done, 404 unknown
 GET  /api/v1/alerts/                     viewer     page of alerts
 GET  /api/v1/metrics/                    viewer     counts, MTTD/MTTA/MTTR
 GET  /api/v1/audit/                      admin      page of audit rows (``handlers.api.audit``)
@@ -48,6 +51,8 @@ from handlers.api.schemas import (
     ErrorOut,
     EventOut,
     EventPage,
+    FollowUpIn,
+    FollowUpOut,
     IncidentCreate,
     IncidentOut,
     IncidentPage,
@@ -269,6 +274,38 @@ def build_router(rt: Runtime) -> APIRouter:
     def get_timeline(request: Request, ref: str, principal: Viewer, page: Page) -> Any:
         count, results = ops.timeline(rt, principal, ref, page)
         return paginated(rt, request, page, count, results)
+
+    @router.get(
+        "/api/v1/incidents/{ref}/followups/",
+        tags=["incidents"],
+        response_model=list[FollowUpOut],
+    )
+    def list_followups(ref: str, principal: Viewer) -> Any:
+        """The incident's follow-up actions, oldest first."""
+        return ops.list_followups(rt, principal, ref)
+
+    @router.post(
+        "/api/v1/incidents/{ref}/followups/",
+        tags=["incidents"],
+        status_code=201,
+        response_model=FollowUpOut,
+        openapi_extra=body_schema(FollowUpIn),
+    )
+    def add_followup(
+        ref: str, principal: Viewer, body: Annotated[FollowUpIn, Depends(json_body(FollowUpIn))]
+    ) -> Any:
+        """Add a follow-up action (``owner``: e-mail or Slack user id; ``due_date``:
+        ``YYYY-MM-DD``)."""
+        return ops.add_followup(rt, principal, ref, body)
+
+    @router.post(
+        "/api/v1/incidents/{ref}/followups/{followup_id}/done/",
+        tags=["incidents"],
+        response_model=FollowUpOut,
+    )
+    def complete_followup(ref: str, followup_id: int, principal: Viewer) -> Any:
+        """Mark a follow-up done (409 when it already is)."""
+        return ops.complete_followup(rt, principal, ref, followup_id)
 
     @router.get(
         "/api/v1/incidents/{ref}/postmortem/",

@@ -137,6 +137,23 @@ class NoteIn(BaseModel):
     text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10000)]
 
 
+class FollowUpIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    owner: Annotated[str, StringConstraints(strip_whitespace=True, max_length=320)] | None = None
+    due_date: Annotated[str, StringConstraints(strip_whitespace=True, max_length=10)] | None = None
+
+
+class FollowUpOut(BaseModel):
+    id: int
+    title: str
+    owner: str | None
+    due_date: str | None
+    state: str
+    created_by: str | None
+    created_at: str | None
+
+
 class Page(BaseModel):
     count: int
     next: str | None

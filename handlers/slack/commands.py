@@ -171,8 +171,18 @@ _FOLLOWUP_DUE = re.compile(r"(?:^|\s)(?:due\s+)?(\d{4}-\d{2}-\d{2})\s*$")
 
 
 def _followup(rt: Runtime, body: dict[str, Any], rest: str) -> str:
-    """``/incident followup <text> [@owner] [due YYYY-MM-DD] [INC-…]``."""
+    """``/incident followup <text> [@owner] [due YYYY-MM-DD] [INC-…]``, or
+    ``/incident followup done <#N> [INC-…]``."""
     text = INCIDENT_REF.sub("", rest, count=1)
+    done = re.fullmatch(r"\s*done\s+#?(\d{1,9})\s*", text)
+    if done:
+        outcome = incidents.complete_followup(
+            rt,
+            actor=actor_from(body, "command"),
+            followup_id=int(done.group(1)),
+            **_where(body, rest),
+        )
+        return slack_escape(outcome.message)
     owner = _FOLLOWUP_OWNER.search(text)
     text = _FOLLOWUP_OWNER.sub("", text)
     due = _FOLLOWUP_DUE.search(text)

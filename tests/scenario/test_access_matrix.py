@@ -209,6 +209,7 @@ CELLS = [
     Cell("slack /incident role", "role", "write", slash("role comms <@U0ONCALL1> {ref}")),
     Cell("slack /incident page", "page", "write", slash("page <@U0ONCALL1> {ref} help")),
     Cell("slack /incident repair", "repair", "write", slash("repair {ref}")),
+    Cell("slack /incident followup", "note", "write", slash("followup Add alerts <@U0ONCALL1> {ref}")),
     Cell("slack /incident update (modal)", "update", "modal", slash("update {ref}")),
     # Slack buttons
     Cell("slack button Acknowledge", "acknowledge", "write", click("incident_ack")),
@@ -237,6 +238,8 @@ CELLS = [
     Cell("REST POST resolve", "resolve", "write", rest("POST", "/api/v1/incidents/{ref}/resolve/", {"summary": "ok"})),
     Cell("REST POST reopen", "reopen", "write", rest("POST", "/api/v1/incidents/{ref}/reopen/"), resolved=True),
     Cell("REST POST notes", "note", "write", rest("POST", "/api/v1/incidents/{ref}/notes/", {"text": "x"})),
+    Cell("REST GET postmortem", "view", "read", rest("GET", "/api/v1/incidents/{ref}/postmortem/")),
+    Cell("REST POST followups", "note", "write", rest("POST", "/api/v1/incidents/{ref}/followups/", {"title": "x"})),
 ]  # fmt: skip
 
 

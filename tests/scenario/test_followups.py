@@ -75,6 +75,14 @@ def test_followup_command(tmp_path, database_url, start_server, driver, fake_sla
         text = postmortem.to_markdown(
             postmortem.build(session, store.get_incident(session, ref=short_id))
         )
+    done = slack.slash(f"followup done #2 {short_id}")
+    assert "Follow-up #2 is done." in done.text
+    assert "already done" in slack.slash(f"followup done 2 {short_id}").text
+    assert "No follow-up #9" in slack.slash(f"followup done 9 {short_id}").text
+    with server.rt.transaction() as session:
+        text = postmortem.to_markdown(
+            postmortem.build(session, store.get_incident(session, ref=short_id))
+        )
     action_items = text.split("## Action items\n\n", 1)[1]
     assert action_items.startswith("- [ ] \\#1 Add disk-full alerts & runbook — owner ")
-    assert "- [ ] \\#2 Review the failover drill\n" in action_items
+    assert "- [x] \\#2 Review the failover drill\n" in action_items

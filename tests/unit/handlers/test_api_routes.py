@@ -43,6 +43,8 @@ ROUTES = [
     Route("POST", "/api/v1/incidents/{ref}/notes/", "responder", 201, {"text": "looking"}),
     Route("GET", "/api/v1/incidents/{ref}/timeline/", "viewer", 200),
     Route("GET", "/api/v1/incidents/{ref}/postmortem/", "viewer", 200),
+    Route("GET", "/api/v1/incidents/{ref}/followups/", "viewer", 200),
+    Route("POST", "/api/v1/incidents/{ref}/followups/", "responder", 201, {"title": "Add alert"}),
     Route("GET", "/api/v1/alerts/", "viewer", 200),
     Route("GET", "/api/v1/metrics/", "viewer", 200),
     Route(

@@ -86,3 +86,40 @@ def test_cli_postmortem(api: Api, database_url: str, tmp_path) -> None:
     assert missing.exit_code == 2
     assert missing.stdout == "" and "Traceback" not in missing.output
     assert "No incident INC-000000" in missing.stderr.strip().splitlines()[-1]
+
+
+def test_followups_over_rest(api: Api) -> None:
+    ref = str(api.declare()["short_id"])
+    base = f"/api/v1/incidents/{ref}/followups/"
+    responder = api.auth("responder")
+    before = api.counts()
+    for bad in ({"title": ""}, {"title": "x", "due_date": "2030-13-01"}, {"title": "x", "y": 1}):
+        response = api.client.post(base, json=bad, headers=responder)
+        assert response.status_code == 400, (bad, response.text)
+    assert api.counts() == before
+
+    created = api.client.post(
+        base,
+        json={"title": "Add disk alerts", "owner": "oncall@example.com", "due_date": "2030-01-31"},
+        headers=responder,
+    )
+    assert created.status_code == 201, created.text
+    item = created.json()
+    assert (item["title"], item["owner"], item["due_date"], item["state"]) == (
+        "Add disk alerts",
+        "oncall@example.com",
+        "2030-01-31",
+        "open",
+    )
+    done = api.client.post(f"{base}{item['id']}/done/", headers=responder)
+    assert done.status_code == 200 and done.json()["state"] == "done"
+    again = api.client.post(f"{base}{item['id']}/done/", headers=responder)
+    assert again.status_code == 409
+    unknown = api.client.post(f"{base}999/done/", headers=responder)
+    assert unknown.status_code == 404
+    listed = api.client.get(base, headers=api.auth("viewer")).json()
+    assert [(f["id"], f["state"]) for f in listed] == [(item["id"], "done")]
+    markdown = api.client.get(
+        f"/api/v1/incidents/{ref}/postmortem/", headers=api.auth("viewer")
+    ).text
+    assert "- [x] \\#1 Add disk alerts — owner oncall@example.com, due 2030-01-31" in markdown
