@@ -100,9 +100,8 @@ class Settings(BaseSettings):
     oidc_default_role: str | None = Field(None, validation_alias="IMAS_OIDC_DEFAULT_ROLE")
     oidc_label: str = Field("single sign-on", validation_alias="IMAS_OIDC_LABEL")
     # Dashboard sign-in by a trusted authenticating proxy (oauth2-proxy style): the user
-    # and groups headers are believed only from these addresses/networks (comma list);
-    # groups map to roles through IMAS_OIDC_ROLE_MAP / IMAS_OIDC_DEFAULT_ROLE.
-    trusted_proxies: str = Field("", validation_alias="IMAS_TRUSTED_PROXIES")
+    # and groups headers are believed only from IMAS_TRUSTED_PROXIES (above); groups map
+    # to roles through IMAS_OIDC_ROLE_MAP / IMAS_OIDC_DEFAULT_ROLE.
     proxy_user_header: str = Field("X-Forwarded-Email", validation_alias="IMAS_PROXY_USER_HEADER")
     proxy_groups_header: str = Field(
         "X-Forwarded-Groups", validation_alias="IMAS_PROXY_GROUPS_HEADER"
