@@ -29,6 +29,7 @@ from bot.domain.errors import AuthenticationError
 from bot.runtime import AckGate, Runtime
 from handlers.slack.outage import on_listener_error
 from providers.slack_api import GuardedWebClient
+from storage.db import is_unavailable
 from storage.models import SeenRequest
 
 MAX_SKEW_SECONDS = 300
@@ -251,4 +252,10 @@ def first_time(rt: Runtime, key: str) -> bool:
             session.add(SeenRequest(key=key))
     except IntegrityError:
         return False
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        # The database is down: nothing a replay could do can be written either, so the
+        # request goes on to the listener, which tells the user (handlers/slack/outage.py).
+        log.warning("replay cache unavailable (%s); the request goes on", type(exc).__name__)
     return True
