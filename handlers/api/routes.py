@@ -310,8 +310,14 @@ def build_router(rt: Runtime) -> APIRouter:
     @router.get(
         "/api/v1/incidents/{ref}/postmortem/",
         tags=["incidents"],
-        response_class=PlainTextResponse,
-        responses={200: {"content": {"text/markdown": {}}}},
+        # Not response_class=PlainTextResponse: that would document the JSON errors
+        # (401, 404…) as text/plain too.
+        responses={
+            200: {
+                "description": "The post-mortem draft (Markdown)",
+                "content": {"text/markdown": {"schema": {"type": "string"}}},
+            }
+        },
     )
     def get_postmortem(ref: str, principal: Viewer) -> Any:
         """The post-mortem draft as Markdown (the LID's POST-MORTEM facts, without Google)."""
