@@ -175,14 +175,18 @@ def war_room_invitees(session: Session, incident: Incident) -> set[str]:
     return invited
 
 
+def known_person(session: Session, actor: Actor) -> Person | None:
+    """The person behind ``actor`` if IMAS knows them (by Slack user id, else e-mail);
+    unlike ``person_of``, creates nothing (reads stay reads)."""
+    if actor.slack_user_id:
+        return catalog.get_person(session, ref=actor.slack_user_id)
+    if actor.email:
+        return catalog.get_person(session, ref=actor.email)
+    return None
+
+
 def is_involved(session: Session, actor: Actor, incident: Incident) -> bool:
-    person = (
-        catalog.get_person(session, ref=actor.slack_user_id)
-        if actor.slack_user_id
-        else catalog.get_person(session, ref=actor.email)
-        if actor.email
-        else None
-    )
+    person = known_person(session, actor)
     if person is not None and person.id in involved_person_ids(incident):
         return True
     return bool(actor.slack_user_id) and actor.slack_user_id in war_room_invitees(session, incident)
@@ -206,13 +210,7 @@ class Visibility:
 
 def visibility(session: Session, actor: Actor) -> Visibility:
     role = role_of(session, actor)
-    person = (
-        catalog.get_person(session, ref=actor.slack_user_id)
-        if actor.slack_user_id
-        else catalog.get_person(session, ref=actor.email)
-        if actor.email
-        else None
-    )
+    person = known_person(session, actor)
     return Visibility(
         role=role,
         all_private=role.at_least(AccessRole.MANAGER),

@@ -587,6 +587,17 @@ def lid_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
 DELIVERY_RECEIPTS = frozenset({"ALERT_SENT", "NOTIFICATION_FAILED"})
 
 
+def _lid_document_or_wait(session: Session, incident: Incident) -> str | None:
+    """The incident's document id; None when it will never have one (no LID step, or it
+    died). Raises Defer while the LID step is still on its way."""
+    if incident.lid_document_id:
+        return incident.lid_document_id
+    lid_rows = outbox_store.for_incident(session, incident_id=incident.id, kind=OutboxKind.LID)
+    if not lid_rows or lid_rows[-1].state == "dead":
+        return None
+    raise Defer("waiting for the LID document", 2.0)
+
+
 def lid_sync_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
     """Bring the living document up to date: header values, the timeline (each line
     written once, in order; delivery receipts excluded), the resolution summary.
@@ -598,14 +609,9 @@ def lid_sync_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
 
     with rt.transaction() as session:
         incident = _load(session, item)
-        document_id = incident.lid_document_id
-        if not document_id:
-            lid_rows = outbox_store.for_incident(
-                session, incident_id=incident.id, kind=OutboxKind.LID
-            )
-            if not lid_rows or lid_rows[-1].state == "dead":
-                return {"skipped": "the incident has no LID document"}
-            raise Defer("waiting for the LID document", 2.0)
+        document_id = _lid_document_or_wait(session, incident)
+        if document_id is None:
+            return {"skipped": "the incident has no LID document"}
         view = view_of(session, rt, incident)
         lines = [
             TimelineLine(
@@ -656,14 +662,9 @@ def lid_share_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
     person_id = int(item.payload.get("person_id") or 0)
     with rt.transaction() as session:
         incident = _load(session, item)
-        document_id = incident.lid_document_id
-        if not document_id:
-            lid_rows = outbox_store.for_incident(
-                session, incident_id=incident.id, kind=OutboxKind.LID
-            )
-            if not lid_rows or lid_rows[-1].state == "dead":
-                return {"skipped": "the incident has no LID document"}
-            raise Defer("waiting for the LID document", 2.0)
+        document_id = _lid_document_or_wait(session, incident)
+        if document_id is None:
+            return {"skipped": "the incident has no LID document"}
         person = session.get(Person, person_id)
         if person is None:
             return {"skipped": f"person {person_id} no longer exists"}
@@ -742,14 +743,9 @@ def lid_postmortem_step(rt: Runtime, item: OutboxItem) -> dict[str, Any]:
 
     with rt.transaction() as session:
         incident = _load(session, item)
-        document_id = incident.lid_document_id
-        if not document_id:
-            lid_rows = outbox_store.for_incident(
-                session, incident_id=incident.id, kind=OutboxKind.LID
-            )
-            if not lid_rows or lid_rows[-1].state == "dead":
-                return {"skipped": "the incident has no LID document"}
-            raise Defer("waiting for the LID document", 2.0)
+        document_id = _lid_document_or_wait(session, incident)
+        if document_id is None:
+            return {"skipped": "the incident has no LID document"}
         facts, skeleton = postmortem.document_lines(postmortem.build(session, incident))
     return {"written": lid.write_postmortem(document_id, facts, skeleton)}
 

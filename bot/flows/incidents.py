@@ -194,9 +194,17 @@ def show(
         return incident_json(session, rt, incident, detail=detail)
 
 
-def _require_read(session: Session, actor: Actor, incident: Incident, ref: object) -> None:
+def _require_read(
+    session: Session,
+    actor: Actor,
+    incident: Incident | None,
+    ref: object,
+    action: Action = Action.VIEW,
+) -> None:
+    """The policy for an act that writes nothing (viewing, joining): its refusal is not
+    audited, the actor is just told (not found, or the role needed)."""
     try:
-        access.require(session, actor, Action.VIEW, incident, ref=ref)
+        access.require(session, actor, action, incident, ref=ref)
     except access.Denial as denial:  # reads are not audited: nothing was attempted
         raise denial.error from None
 
@@ -222,10 +230,7 @@ def list_incidents(
     them; ``filters.include_private`` can only narrow that."""
     with rt.reading() as session:
         seen = access.visibility(session, actor)
-        try:
-            access.require(session, actor, Action.VIEW, None)
-        except access.Denial as denial:
-            raise denial.error from None
+        _require_read(session, actor, None, None)
         if not seen.all_private:
             filters.include_private = False
             filters.private_visible_to = PrivateViewer(seen.person_id, seen.slack_user_id)
@@ -624,10 +629,7 @@ def war_room(rt: Runtime, *, actor: Actor, ref: str | int) -> str | None:
     """The war-room channel id the actor may join (None when there is none yet)."""
     with rt.reading() as session:
         incident = lookup(session, ref=ref, channel_id=None)
-        try:
-            access.require(session, actor, Action.JOIN, incident, ref=ref)
-        except access.Denial as denial:
-            raise denial.error from None
+        _require_read(session, actor, incident, ref, Action.JOIN)
         return incident.war_room_channel_id
 
 
